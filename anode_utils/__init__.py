@@ -1,0 +1,15 @@
+"""anode_utils: the models, data, training loops, NFE counters and plots of the book
+*Augmented Neural ODEs, reproduced*."""
+from . import notebook, plots
+from .data import (angular_split, batches, concentric_spheres, grid_2d, map_1d,
+                   separable_spheres)
+from .experiments import (DEFAULTS, histories, load_model, make_config, make_data, make_model,
+                          run_toy, seed_configs)
+from .fields import CountingField, MLPField
+from .models import ODENet, ResNet, count_parameters
+from .nfe import nfe, read_and_reset_nfe, reset_nfe
+from .ode import ODEBlock, SolverError, augment
+from .parallel import run_parallel
+from .training import History, evaluate, train
+
+__version__ = "0.1.0"

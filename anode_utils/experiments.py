@@ -1,0 +1,118 @@
+"""One toy experiment = one plain config dict; several seeds run in parallel processes.
+
+A config names the task, the model and the training; :func:`run_toy` turns it into data,
+a seeded model and a :class:`~anode_utils.training.History`. Plain dicts travel to worker
+processes and into results files unchanged.
+"""
+import math
+
+import torch
+
+from ._checks import check_choice
+from .data import angular_split, concentric_spheres, map_1d, separable_spheres
+from .models import ODENet, ResNet
+from .training import History, evaluate, train
+
+TASKS = ("g1d", "identity", "spheres", "separable")
+MODELS = ("node", "anode", "resnet")
+
+#: The standard annulus configuration (paper Section 4.1 set-up, one seed).
+DEFAULTS = dict(
+    task="spheres", dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=1.5,
+    num_points=100,                     # g1d / identity only
+    val_slice=None,                     # [start, stop] angles held out as validation set
+    model="node", augment_dim=0, hidden_dim=32, time_dependent=True, readout=True,
+    num_layers=10,                      # resnet only
+    method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, T=1.0, max_num_steps=1000,
+    epochs=12, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
+    data_seed=0, seed=0,
+)
+
+
+def make_config(**overrides):
+    """DEFAULTS updated by ``overrides``; an unknown key raises a ValueError naming it."""
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(map(repr, unknown))}; "
+                         f"known fields: {', '.join(sorted(DEFAULTS))}")
+    cfg = dict(DEFAULTS, **overrides)
+    check_choice("task", cfg["task"], TASKS)
+    check_choice("model", cfg["model"], MODELS)
+    if cfg["model"] == "node" and cfg["augment_dim"] != 0:
+        raise ValueError("model='node' has augment_dim=0; use model='anode' for augment_dim > 0")
+    if cfg["model"] == "anode" and not (isinstance(cfg["augment_dim"], int) and cfg["augment_dim"] > 0):
+        raise ValueError(f"model='anode' needs an integer augment_dim > 0; got {cfg['augment_dim']!r}")
+    if cfg["task"] in ("g1d", "identity"):
+        cfg["dim"] = 1
+    return cfg
+
+
+def make_data(cfg):
+    """(x, y) for the whole task, and the validation slice when ``val_slice`` is set.
+
+    Returns ``(x_train, y_train), val`` with val None or (x_val, y_val).
+    """
+    if cfg["task"] in ("g1d", "identity"):
+        x, y = map_1d("flip" if cfg["task"] == "g1d" else "identity", cfg["num_points"],
+                      seed=cfg["data_seed"])
+    else:
+        make = concentric_spheres if cfg["task"] == "spheres" else separable_spheres
+        x, y = make(cfg["dim"], cfg["num_inner"], cfg["num_outer"], cfg["r1"], cfg["r2"],
+                    cfg["r3"], seed=cfg["data_seed"])
+    if cfg["val_slice"] is None:
+        return (x, y), None
+    return angular_split(x, y, *cfg["val_slice"])
+
+
+def make_model(cfg):
+    """The model a config describes, initialised from ``torch.manual_seed(cfg['seed'])``."""
+    torch.manual_seed(cfg["seed"])
+    out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
+    if cfg["model"] == "resnet":
+        return ResNet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["num_layers"], cfg["augment_dim"],
+                      readout=cfg["readout"])
+    return ODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"], cfg["time_dependent"],
+                  readout=cfg["readout"], T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"],
+                  atol=cfg["atol"], adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"])
+
+
+def run_toy(cfg):
+    """Train one seeded model on one task. Returns a dict of plain data:
+
+    ``config``, ``history`` (History.to_dict()), ``state_dict`` (the trained weights) and
+    ``final`` (loss and accuracy on the training set, and on the held-out slice if any).
+    """
+    cfg = make_config(**cfg)
+    (x, y), val = make_data(cfg)
+    model = make_model(cfg)
+    hist = train(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                 weight_decay=cfg["weight_decay"], loss=cfg["loss"], seed=cfg["seed"], val=val)
+    final = {}
+    if hist.error is None:
+        final["train_loss"], final["train_accuracy"] = evaluate(model, x, y, cfg["loss"])
+        if val is not None:
+            final["val_loss"], final["val_accuracy"] = evaluate(model, *val, loss=cfg["loss"])
+    return {"config": cfg, "history": hist.to_dict(), "final": final,
+            "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def load_model(result):
+    """Rebuild the trained model of a :func:`run_toy` result."""
+    model = make_model(result["config"])
+    model.load_state_dict(result["state_dict"])
+    return model
+
+
+def histories(results):
+    """The History objects of a list of results."""
+    return [History.from_dict(r["history"]) for r in results]
+
+
+def seed_configs(cfg, seeds):
+    """One config per seed (model init and batch order change; the data set does not)."""
+    return [dict(cfg, seed=int(s)) for s in seeds]
+
+
+def final_mean(results, key="train_loss"):
+    vals = [r["final"].get(key, math.nan) for r in results]
+    return sum(vals) / len(vals)

@@ -1,0 +1,114 @@
+"""The ODE block: append p zeros, solve dh/dt = f(h, t) on [0, T] with torchdiffeq."""
+import torch
+from torch import nn
+from torchdiffeq import odeint, odeint_adjoint
+
+from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_nonneg_int, check_positive,
+                      check_solver)
+
+
+class SolverError(RuntimeError):
+    """The ODE solver gave up (too many steps or a step size underflow).
+
+    Raised instead of hanging: the flow has become too stiff for the chosen tolerances.
+    Lower the learning rate, add weight decay, raise ``max_num_steps`` or loosen rtol/atol.
+    """
+
+
+def augment(x, augment_dim):
+    """Append ``augment_dim`` zero coordinates: (batch, d) -> (batch, d + p)."""
+    if augment_dim == 0:
+        return x
+    return torch.cat([x, x.new_zeros(x.shape[0], augment_dim)], dim=1)
+
+
+class ODEBlock(nn.Module):
+    """Features phi_T(x): solve dh/dt = f(h, t), h(0) = [x, 0_p], from t = 0 to T.
+
+    Parameters
+    ----------
+    field : nn.Module with ``forward(t, h)``, h of shape (batch, data_dim + augment_dim)
+    data_dim : int, d, the dimension of the inputs
+    augment_dim : int, p >= 0 zero dimensions appended before solving (p = 0: NODE)
+    T : float > 0, end time
+    method : any torchdiffeq method name ('dopri5', 'euler', 'rk4', ...)
+    rtol, atol : tolerances of adaptive methods
+    adjoint : bool, use ``odeint_adjoint`` (backward pass solves the adjoint ODE)
+    adjoint_rtol, adjoint_atol : tolerances of the adjoint solve (default: rtol, atol)
+    step_size : float, step of fixed-grid methods (euler, rk4, midpoint)
+    max_num_steps : int, adaptive solves that need more steps raise :class:`SolverError`
+    """
+
+    def __init__(self, field, data_dim, augment_dim=0, T=1.0, method="dopri5", rtol=1e-3,
+                 atol=1e-3, adjoint=False, adjoint_rtol=None, adjoint_atol=None,
+                 step_size=None, max_num_steps=1000):
+        super().__init__()
+        self.field = field
+        self.data_dim = check_nonneg_int("data_dim", data_dim)
+        if self.data_dim == 0:
+            raise ValueError("data_dim must be a positive integer (1, 2, ...); got 0")
+        self.augment_dim = check_nonneg_int("augment_dim", augment_dim)
+        self.T = check_positive("T", T)
+        self.method = check_solver(method)
+        self.rtol = check_positive("rtol", rtol)
+        self.atol = check_positive("atol", atol)
+        self.adjoint_rtol = check_positive("adjoint_rtol", adjoint_rtol if adjoint_rtol is not None else rtol)
+        self.adjoint_atol = check_positive("adjoint_atol", adjoint_atol if adjoint_atol is not None else atol)
+        self.step_size = None if step_size is None else check_positive("step_size", step_size)
+        self.max_num_steps = check_nonneg_int("max_num_steps", max_num_steps)
+        self.adjoint = bool(adjoint)
+        field_dim = getattr(field, "dim", None)
+        if field_dim is not None and field_dim != self.state_dim:
+            raise ValueError(f"field.dim ({field_dim}) must equal data_dim + augment_dim "
+                             f"({self.data_dim} + {self.augment_dim})")
+
+    @property
+    def state_dim(self):
+        """d + p, the dimension the ODE is solved in."""
+        return self.data_dim + self.augment_dim
+
+    def _options(self):
+        if self.method in ADAPTIVE_SOLVERS:
+            return {"max_num_steps": self.max_num_steps}
+        if self.step_size is not None:
+            return {"step_size": self.step_size}
+        return {}
+
+    def solve(self, h0, times):
+        """Integrate from an already augmented state h0 (batch, d + p) over ``times``.
+
+        Returns (len(times), batch, d + p). ``times`` may run backwards (T -> 0).
+        """
+        kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
+        try:
+            if self.adjoint:
+                return odeint_adjoint(self.field, h0, times, adjoint_rtol=self.adjoint_rtol,
+                                      adjoint_atol=self.adjoint_atol,
+                                      adjoint_options=self._options(), **kwargs)
+            return odeint(self.field, h0, times, **kwargs)
+        except (AssertionError, RuntimeError) as err:
+            msg = str(err)
+            if "max_num_steps" in msg or "underflow" in msg:
+                raise SolverError(
+                    f"{self.method} gave up ({msg}). The flow is too stiff for rtol={self.rtol}, "
+                    f"atol={self.atol}: lower the learning rate, add weight decay, raise "
+                    f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.") from None
+            raise
+
+    def forward(self, x, times=None):
+        """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.
+
+        x : (batch, d). times : optional 1-d tensor/sequence of increasing times starting
+        at 0; then the result has shape (len(times), batch, d + p).
+        """
+        check_batch(x, self.data_dim)
+        h0 = augment(x, self.augment_dim)
+        if times is None:
+            t = torch.tensor([0.0, self.T], dtype=x.dtype, device=x.device)
+            return self.solve(h0, t)[-1]
+        t = torch.as_tensor(times, dtype=x.dtype, device=x.device)
+        return self.solve(h0, t)
+
+    def extra_repr(self):
+        return (f"data_dim={self.data_dim}, augment_dim={self.augment_dim}, T={self.T}, "
+                f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, adjoint={self.adjoint}")

@@ -1,0 +1,130 @@
+"""Training loop that records loss, forward/backward NFE and accuracy at every iteration."""
+import dataclasses
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_nonneg_int, check_pos_int, check_positive
+from .data import batches
+from .nfe import read_and_reset_nfe, reset_nfe
+from .ode import SolverError
+
+LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
+
+
+@dataclasses.dataclass
+class History:
+    """Per-iteration records of one training run (plain lists: JSON-ready, picklable).
+
+    loss, nfe_forward, nfe_backward, accuracy : one entry per iteration
+    epoch_end : iteration index at which each epoch ended
+    val_loss, val_accuracy : one entry per epoch (when validation data was given)
+    error : None, or the message of a solver failure that stopped the run early
+    """
+    loss: list = dataclasses.field(default_factory=list)
+    nfe_forward: list = dataclasses.field(default_factory=list)
+    nfe_backward: list = dataclasses.field(default_factory=list)
+    accuracy: list = dataclasses.field(default_factory=list)
+    epoch_end: list = dataclasses.field(default_factory=list)
+    val_loss: list = dataclasses.field(default_factory=list)
+    val_accuracy: list = dataclasses.field(default_factory=list)
+    error: str = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**{k: d[k] for k in (f.name for f in dataclasses.fields(cls)) if k in d})
+
+    def __len__(self):
+        return len(self.loss)
+
+
+def _accuracy(pred, y, loss):
+    if loss == "cross_entropy":
+        return (pred.argmax(dim=1) == y).float().mean().item()
+    # regression onto labels -1/+1: a point is right when the output has the label's sign
+    if pred.shape[-1] == 1 and torch.all(y.abs() == 1):
+        return (torch.sign(pred) == y).float().mean().item()
+    return math.nan
+
+
+@torch.no_grad()
+def evaluate(model, x, y, loss="mse", batch_size=1024):
+    """Mean loss and accuracy of ``model`` on (x, y), without gradients or NFE bookkeeping."""
+    check_choice("loss", loss, tuple(LOSSES))
+    loss_fn = LOSSES[loss](reduction="sum")
+    total, correct, n = 0.0, 0.0, 0
+    was_training = model.training
+    model.eval()
+    for xb, yb in batches(x, y, batch_size, shuffle=False):
+        pred = model(xb)
+        total += loss_fn(pred, yb).item()
+        correct += _accuracy(pred, yb, loss) * len(xb)
+        n += len(xb)
+    model.train(was_training)
+    reset_nfe(model)
+    per_item = n * (pred.shape[1] if loss != "cross_entropy" else 1)
+    return total / per_item, correct / n
+
+
+def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
+          seed=0, val=None, progress=False, history=None):
+    """Train ``model`` on (x, y) with Adam and return a :class:`History`.
+
+    x : (n, d) inputs; y : (n, k) targets (``loss='mse'`` or ``'huber'``) or (n,) class
+    indices (``loss='cross_entropy'``). The batch order comes from ``seed`` alone, so a
+    seeded model + the same arguments give the same history. ``val=(x_val, y_val)`` is
+    evaluated after each epoch. A solver failure stops the run and is recorded in
+    ``history.error`` (and warned about) rather than raised, so other seeds carry on.
+    """
+    epochs = check_nonneg_int("epochs", epochs)
+    check_pos_int("batch_size", batch_size)
+    check_positive("lr", lr)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
+    check_choice("loss", loss, tuple(LOSSES))
+    if len(x) != len(y):
+        raise ValueError(f"x and y must hold the same number of points; got {len(x)} and {len(y)}")
+    history = history if history is not None else History()
+    loss_fn = LOSSES[loss]()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(int(seed))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
+    model.train()
+    reset_nfe(model)
+    try:
+        for _ in range(epochs):
+            for xb, yb in batches(x, y, batch_size, gen):
+                optimizer.zero_grad(set_to_none=True)
+                pred = model(xb)
+                nfe_f = read_and_reset_nfe(model)
+                batch_loss = loss_fn(pred, yb)
+                batch_loss.backward()
+                optimizer.step()
+                nfe_b = read_and_reset_nfe(model)
+                history.loss.append(batch_loss.item())
+                history.nfe_forward.append(nfe_f)
+                history.nfe_backward.append(nfe_b)
+                history.accuracy.append(_accuracy(pred.detach(), yb, loss))
+                if bar is not None:
+                    bar.update()
+                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=nfe_f)
+            history.epoch_end.append(len(history.loss))
+            if val is not None:
+                vl, va = evaluate(model, *val, loss=loss)
+                history.val_loss.append(vl)
+                history.val_accuracy.append(va)
+    except SolverError as err:
+        history.error = str(err)
+        warnings.warn(f"training stopped after {len(history.loss)} iterations: {err}", RuntimeWarning)
+    finally:
+        if bar is not None:
+            bar.close()
+    return history

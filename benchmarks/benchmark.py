@@ -1,0 +1,125 @@
+"""Performance figures reported in the README.
+
+    python benchmarks/benchmark.py            # toy training, multi-seed runner, book execution
+    python benchmarks/benchmark.py --skip-book
+
+Toy configuration (paper Section 4.1 set-up): 2-d annulus, 1,000 points in ||x|| <= 0.5 and 2,000 in
+1 <= ||x|| <= 1.5, time-dependent MLP field of width 32, batch 64, Adam lr 1e-3, dopri5 at
+rtol = atol = 1e-3, NODE and ANODE (p = 1), 12 epochs, one CPU thread.
+"""
+import argparse
+import json
+import pathlib
+import platform
+import re
+import statistics
+import sys
+import time
+
+import torch
+
+import anode_utils as au
+from anode_utils.data import batches
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def toy_step_times(model_name, augment_dim, epochs=12):
+    """Median seconds per training iteration, and forward/backward NFE at start and end."""
+    torch.set_num_threads(1)
+    cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=epochs)
+    (x, y), _ = au.make_data(cfg)
+    model = au.make_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    loss_fn = torch.nn.MSELoss()
+    gen = torch.Generator().manual_seed(0)
+    times, fwd, bwd = [], [], []
+    for _ in range(epochs):
+        for xb, yb in batches(x, y, cfg["batch_size"], gen):
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            pred = model(xb)
+            fwd.append(au.read_and_reset_nfe(model))
+            loss_fn(pred, yb).backward()
+            opt.step()
+            bwd.append(au.read_and_reset_nfe(model))
+            times.append(time.perf_counter() - t0)
+    per_epoch = len(times) // epochs
+    by_nfe = {}
+    for t, n in zip(times, fwd):
+        by_nfe.setdefault(n, []).append(t)
+    return {
+        "median_s_per_iter": statistics.median(times),
+        "median_s_per_iter_by_nfe": {n: statistics.median(v) for n, v in sorted(by_nfe.items())},
+        "nfe_forward_first_epoch": statistics.mean(fwd[:per_epoch]),
+        "nfe_forward_last_epoch": statistics.mean(fwd[-per_epoch:]),
+        "nfe_forward_range": [min(fwd), max(fwd)],
+        "nfe_backward_mean": statistics.mean(bwd),
+        "iterations": len(times),
+    }
+
+
+def multi_seed_speedup(seeds=(0, 1), epochs=12):
+    """Wall time of running seeds one after another vs one process per core."""
+    jobs = au.seed_configs(au.make_config(model="node", epochs=epochs), seeds)
+    t0 = time.perf_counter()
+    au.run_parallel(au.run_toy, jobs, processes=1)
+    seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    au.run_parallel(au.run_toy, jobs, processes=len(seeds))
+    par = time.perf_counter() - t0
+    return {"seeds": len(seeds), "sequential_s": seq, "parallel_s": par, "speedup": seq / par}
+
+
+def book_times():
+    """Seconds to execute each notebook of the table of contents (as nbval does)."""
+    import nbformat
+    from nbclient import NotebookClient
+    toc = (ROOT / "_toc.yml").read_text()
+    out = {}
+    for rel in re.findall(r"file:\s*(\S+)", toc):
+        path = ROOT / (rel + ".ipynb")
+        if not path.exists():
+            continue
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
+        out[rel] = time.perf_counter() - t0
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-book", action="store_true")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    report = {"python": sys.version.split()[0], "torch": torch.__version__,
+              "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+              "date": time.strftime("%Y-%m-%d")}
+    print(f"torch {report['torch']}, {report['machine']}")
+    print("\nToy annulus, 12 epochs, 1 thread")
+    print(f"{'model':6} {'ms/iter':>8} {'ms/iter @NFE20':>15} {'fwd NFE start':>14} {'fwd NFE end':>12} "
+          f"{'range':>8} {'bwd NFE':>8}")
+    for name, p in (("node", 0), ("anode", 1)):
+        r = toy_step_times(name, p)
+        report[f"toy_{name}"] = r
+        at20 = r["median_s_per_iter_by_nfe"].get(20)
+        print(f"{name:6} {1e3 * r['median_s_per_iter']:8.1f} "
+              f"{(f'{1e3 * at20:.1f}' if at20 else '-'):>15} {r['nfe_forward_first_epoch']:14.1f} "
+              f"{r['nfe_forward_last_epoch']:12.1f} {str(r['nfe_forward_range']):>8} "
+              f"{r['nfe_backward_mean']:8.1f}")
+    s = multi_seed_speedup()
+    report["multi_seed"] = s
+    print(f"\n{s['seeds']} seeds, 12 epochs each: sequential {s['sequential_s']:.1f} s, "
+          f"one process per core {s['parallel_s']:.1f} s, speed-up {s['speedup']:.2f}x")
+    if not args.skip_book:
+        report["book_s"] = book_times()
+        print("\nBook execution (nbval-equivalent, seconds)")
+        for rel, t in report["book_s"].items():
+            print(f"  {rel:40} {t:6.1f}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+import math
+
+import pytest
+import torch
+
+import anode_utils as au
+from anode_utils.fields import MLPField
+
+
+def test_augment_appends_exactly_p_zeros_and_keeps_data():
+    x = torch.randn(7, 3)
+    for p in (0, 1, 4):
+        h = au.augment(x, p)
+        assert h.shape == (7, 3 + p)
+        assert torch.equal(h[:, :3], x)
+        assert torch.count_nonzero(h[:, 3:]) == 0
+
+
+def test_odeblock_trajectory_starts_at_augmented_input():
+    model = au.ODENet(2, augment_dim=3)
+    x = torch.randn(5, 2)
+    traj = model.trajectory(x, torch.linspace(0, 1, 4))
+    assert traj.shape == (4, 5, 5)
+    assert torch.equal(traj[0], au.augment(x, 3))
+
+
+@pytest.mark.parametrize("d,p,time_dep", [(2, 0, True), (2, 1, True), (1, 5, False), (3, 2, True)])
+def test_parameter_counts(d, p, time_dep):
+    h = 32
+    s = d + p
+    field = (s + int(time_dep)) * h + h + h * h + h + h * s + s
+    readout = s + 1
+    assert au.count_parameters(au.ODENet(d, 1, h, p, time_dep)) == field + readout
+
+
+def test_resnet_parameter_count_and_layers():
+    d, h, L = 2, 32, 10
+    per_block = d * h + h + h * h + h + h * d + d
+    assert au.count_parameters(au.ResNet(d, 1, h, L)) == L * per_block + d + 1
+    assert au.ResNet(d, 1, h, L).trajectory(torch.zeros(3, d)).shape == (L + 1, 3, d)
+
+
+def test_forward_nfe_of_dopri5_and_zero_backward_nfe_without_adjoint():
+    model = au.ODENet(2, augment_dim=1)
+    x = torch.randn(16, 2)
+    out = model(x)
+    nfe_f = au.read_and_reset_nfe(model)
+    out.sum().backward()
+    nfe_b = au.read_and_reset_nfe(model)
+    assert nfe_f >= 8 and nfe_f % 6 == 2  # dopri5: 2 + 6 per (accepted or rejected) step
+    assert nfe_b == 0
+
+
+def test_adjoint_has_backward_nfe():
+    model = au.ODENet(2, adjoint=True)
+    out = model(torch.randn(16, 2))
+    assert au.read_and_reset_nfe(model) > 0
+    out.sum().backward()
+    assert au.read_and_reset_nfe(model) > 0
+
+
+@pytest.mark.parametrize("activation,tol", [("tanh", 1e-7), ("relu", 1e-4)])
+def test_adjoint_and_direct_gradients_agree(activation, tol):
+    # ReLU kinks make the vector field only Lipschitz, so the two gradients agree less closely
+    x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for adjoint in (False, True):
+        torch.manual_seed(2)
+        model = au.ODENet(2, augment_dim=1, adjoint=adjoint, rtol=1e-9, atol=1e-9,
+                          activation=activation).double()
+        model(x).pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+    rel = (grads[0] - grads[1]).abs().max() / grads[0].abs().max()
+    assert rel < tol
+
+
+def test_fixed_step_solver_nfe_counts_steps():
+    model = au.ODENet(1, method="euler", step_size=0.25)
+    model(torch.zeros(3, 1))
+    assert au.nfe(model) == 4
+    model = au.ODENet(1, method="rk4", step_size=0.5)
+    au.reset_nfe(model)
+    model(torch.zeros(3, 1))
+    assert au.nfe(model) == 8
+
+
+def test_time_dependent_field_uses_time():
+    field = MLPField(2, time_dependent=True)
+    h = torch.randn(4, 2)
+    assert not torch.allclose(field(torch.tensor(0.0), h), field(torch.tensor(1.0), h))
+    field = MLPField(2, time_dependent=False)
+    assert torch.allclose(field(torch.tensor(0.0), h), field(torch.tensor(1.0), h))
+
+
+def test_readout_false_returns_features():
+    model = au.ODENet(1, output_dim=1, readout=False)
+    assert model(torch.zeros(2, 1)).shape == (2, 1)
+    with pytest.raises(ValueError, match="output_dim"):
+        au.ODENet(1, output_dim=1, augment_dim=1, readout=False)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(augment_dim=-1), "augment_dim"),
+    (dict(augment_dim=1.5), "augment_dim"),
+    (dict(augment_dim=True), "augment_dim"),
+    (dict(method="rk45"), "method must be one of"),
+    (dict(T=0.0), "T must be"),
+    (dict(T=-1.0), "T must be"),
+    (dict(rtol=0.0), "rtol"),
+    (dict(atol=-1e-3), "atol"),
+    (dict(T=math.inf), "T must be"),
+    (dict(hidden_dim=0), "hidden_dim"),
+])
+def test_bad_arguments_raise_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        au.ODENet(2, **kwargs)
+
+
+def test_wrong_input_shape_raises_before_solving():
+    model = au.ODENet(2)
+    for bad in (torch.zeros(4, 3), torch.zeros(4), torch.zeros(2, 4, 2)):
+        with pytest.raises(ValueError, match=r"shape \(batch, 2\)"):
+            model(bad)
+    assert au.nfe(model) == 0
+    with pytest.raises(ValueError, match="data_dim"):
+        au.ResNet(2)(torch.zeros(4, 1))
+
+
+def test_solver_blow_up_is_reported_not_hung():
+    model = au.ODENet(1, max_num_steps=3, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(30)
+    with pytest.raises(au.SolverError, match="max_num_steps"):
+        model(torch.randn(8, 1))

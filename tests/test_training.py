@@ -1,0 +1,93 @@
+import math
+
+import pytest
+import torch
+
+import anode_utils as au
+
+TINY = dict(num_inner=60, num_outer=120, epochs=2, batch_size=32)
+
+
+def test_history_records_every_iteration():
+    r = au.run_toy(dict(TINY, model="anode", augment_dim=1))
+    h = au.History.from_dict(r["history"])
+    n_iter = 2 * math.ceil(180 / 32)
+    assert len(h) == n_iter
+    assert len(h.nfe_forward) == len(h.nfe_backward) == len(h.accuracy) == n_iter
+    assert h.epoch_end == [n_iter // 2, n_iter]
+    assert all(n % 6 == 2 for n in h.nfe_forward) and set(h.nfe_backward) == {0}
+    assert 0.0 <= r["final"]["train_accuracy"] <= 1.0
+
+
+def test_same_seed_same_history_and_model():
+    a = au.run_toy(dict(TINY, seed=4))
+    b = au.run_toy(dict(TINY, seed=4))
+    c = au.run_toy(dict(TINY, seed=5))
+    assert a["history"]["loss"] == b["history"]["loss"]
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["history"]["loss"] != c["history"]["loss"]
+
+
+def test_training_reduces_loss_on_an_easy_task():
+    r = au.run_toy(dict(task="identity", model="node", readout=False, epochs=30, batch_size=20,
+                        lr=1e-2))
+    h = r["history"]
+    assert h["loss"][-1] < 0.1 * h["loss"][0]
+
+
+def test_validation_slice_is_evaluated_each_epoch():
+    r = au.run_toy(dict(TINY, val_slice=[0.0, math.pi / 5]))
+    assert len(r["history"]["val_loss"]) == 2
+    assert "val_accuracy" in r["final"]
+
+
+def test_load_model_reproduces_outputs():
+    r = au.run_toy(TINY)
+    model = au.load_model(r)
+    (x, y), _ = au.make_data(r["config"])
+    loss, acc = au.evaluate(model, x, y)
+    assert loss == pytest.approx(r["final"]["train_loss"])
+
+
+def test_resnet_trains():
+    r = au.run_toy(dict(TINY, model="resnet"))
+    assert set(r["history"]["nfe_forward"]) == {10}
+
+
+def test_solver_failure_is_recorded_not_raised():
+    model = au.ODENet(1, max_num_steps=2, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(30)
+    x, y = au.map_1d("flip", 8)
+    with pytest.warns(RuntimeWarning, match="training stopped"):
+        h = au.train(model, x, y, epochs=1)
+    assert h.error and "max_num_steps" in h.error and len(h) == 0
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(modle="node"), "unknown config field.*'modle'"),
+    (dict(model="mlp"), "model must be one of"),
+    (dict(model="anode", augment_dim=0), "augment_dim > 0"),
+    (dict(model="node", augment_dim=2), "use model='anode'"),
+    (dict(task="moons"), "task must be one of"),
+])
+def test_bad_configs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        au.make_config(**bad)
+
+
+def test_bad_training_arguments():
+    model = au.ODENet(2)
+    x, y = au.concentric_spheres(2, 10, 10)
+    for kw, match in ((dict(epochs=-1), "epochs"), (dict(lr=0), "lr"), (dict(loss="l1"), "loss"),
+                      (dict(batch_size=0), "batch_size")):
+        with pytest.raises(ValueError, match=match):
+            au.train(model, x, y, **kw)
+
+
+def test_parallel_runs_equal_sequential_runs():
+    jobs = au.seed_configs(dict(TINY, epochs=1), [0, 1])
+    seq = au.run_parallel(au.run_toy, jobs, processes=1)
+    par = au.run_parallel(au.run_toy, jobs, processes=2)
+    assert [r["history"]["loss"] for r in seq] == [r["history"]["loss"] for r in par]

@@ -11,10 +11,12 @@ import torch
 from ._checks import check_choice
 from .data import angular_split, concentric_spheres, map_1d, separable_spheres
 from .models import ODENet, ResNet
+from .regularizers import RegularizedODENet
+from .variants import LearnedAugmentODENet, SecondOrderODENet
 from .training import History, evaluate, train
 
 TASKS = ("g1d", "identity", "spheres", "separable")
-MODELS = ("node", "anode", "resnet")
+MODELS = ("node", "anode", "resnet", "learned_anode", "second_order")
 
 #: The standard annulus configuration (paper Section 4.1 set-up, one seed).
 DEFAULTS = dict(
@@ -25,6 +27,7 @@ DEFAULTS = dict(
     num_layers=10,                      # resnet only
     method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, T=1.0, max_num_steps=1000,
     epochs=12, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
+    kinetic=0.0, jacobian=0.0, end_time_jitter=0.0,   # cheap-flow regularisers (regularizers.py)
     data_seed=0, seed=0,
 )
 
@@ -40,8 +43,15 @@ def make_config(**overrides):
     check_choice("model", cfg["model"], MODELS)
     if cfg["model"] == "node" and cfg["augment_dim"] != 0:
         raise ValueError("model='node' has augment_dim=0; use model='anode' for augment_dim > 0")
-    if cfg["model"] == "anode" and not (isinstance(cfg["augment_dim"], int) and cfg["augment_dim"] > 0):
-        raise ValueError(f"model='anode' needs an integer augment_dim > 0; got {cfg['augment_dim']!r}")
+    if cfg["model"] in ("anode", "learned_anode") and not (
+            isinstance(cfg["augment_dim"], int) and cfg["augment_dim"] > 0):
+        raise ValueError(f"model={cfg['model']!r} needs an integer augment_dim > 0; "
+                         f"got {cfg['augment_dim']!r}")
+    if cfg["model"] == "second_order" and cfg["augment_dim"] not in (0, cfg["dim"]):
+        raise ValueError("model='second_order' augments with a velocity of the data's dimension; "
+                         "leave augment_dim at 0")
+    if (cfg["kinetic"] or cfg["jacobian"] or cfg["end_time_jitter"]) and cfg["model"] not in ("node", "anode"):
+        raise ValueError("kinetic, jacobian and end_time_jitter apply to model='node' or 'anode' only")
     if cfg["task"] in ("g1d", "identity"):
         cfg["dim"] = 1
     return cfg
@@ -68,12 +78,22 @@ def make_model(cfg):
     """The model a config describes, initialised from ``torch.manual_seed(cfg['seed'])``."""
     torch.manual_seed(cfg["seed"])
     out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
+    solver = dict(T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"], atol=cfg["atol"],
+                  adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"])
     if cfg["model"] == "resnet":
         return ResNet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["num_layers"], cfg["augment_dim"],
                       readout=cfg["readout"])
+    if cfg["model"] == "learned_anode":
+        return LearnedAugmentODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"],
+                                    cfg["time_dependent"], **solver)
+    if cfg["model"] == "second_order":
+        return SecondOrderODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["time_dependent"], **solver)
+    if cfg["kinetic"] or cfg["jacobian"] or cfg["end_time_jitter"]:
+        base = ODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"], cfg["time_dependent"],
+                      readout=cfg["readout"], **solver)
+        return RegularizedODENet(base, cfg["kinetic"], cfg["jacobian"], cfg["end_time_jitter"])
     return ODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"], cfg["time_dependent"],
-                  readout=cfg["readout"], T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"],
-                  atol=cfg["atol"], adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"])
+                  readout=cfg["readout"], **solver)
 
 
 def run_toy(cfg):

@@ -1,10 +1,10 @@
 """anode_utils: the models, data, training loops, NFE counters and plots of the book
 *Augmented Neural ODEs, reproduced*."""
-from . import notebook, plots
+from . import experiments, notebook, plots
 from .data import (angular_split, batches, concentric_spheres, grid_2d, map_1d,
                    separable_spheres)
 from .experiments import (DEFAULTS, histories, load_model, make_config, make_data, make_model,
-                          run_toy, seed_configs)
+                          run_toy, seed_configs, summarize)
 from .fields import CountingField, MLPField
 from .models import ODENet, ResNet, count_parameters
 from .nfe import nfe, read_and_reset_nfe, reset_nfe
@@ -13,3 +13,6 @@ from .parallel import run_parallel
 from .training import History, evaluate, train
 
 __version__ = "0.1.0"
+from .cli_toy import load_results, result_finals, result_histories, result_summaries
+from . import plots_theory, theory
+from . import conv, images

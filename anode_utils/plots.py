@@ -128,20 +128,32 @@ def smooth(values, window=1):
     return out
 
 
-def plot_history_band(histories, key="loss", label=None, color=None, ax=None, window=1):
+def plot_history_band(histories, key="loss", label=None, color=None, ax=None, window=1, every=1,
+                      log=False):
     """Mean +/- std over seeds of ``history.<key>`` against iterations.
 
     histories : list of History (or dicts); runs cut to the shortest length.
+    every : iterations per stored entry (results files store block means of ``every``
+    iterations); entry i is drawn at iteration ``i * every``.
+    log : log-scale y axis, with the band as geometric mean times/divided by the geometric
+    std (an arithmetic band would dip below zero on a log axis).
     """
     ax = _ax(ax)
     series = [np.asarray(h[key] if isinstance(h, dict) else getattr(h, key), dtype=float)
               for h in histories]
     n = min(len(s) for s in series)
     arr = np.stack([smooth(s[:n], window) for s in series])
-    mean, std = arr.mean(0), arr.std(0)
-    it = np.arange(1, n + 1)
+    it = np.arange(1, n + 1) * every
+    if log:
+        logs = np.log(arr)
+        mean, lo, hi = (np.exp(logs.mean(0)), np.exp(logs.mean(0) - logs.std(0)),
+                        np.exp(logs.mean(0) + logs.std(0)))
+        ax.set_yscale("log")
+    else:
+        mean, std = arr.mean(0), arr.std(0)
+        lo, hi = mean - std, mean + std
     line, = ax.plot(it, mean, label=label, color=color)
-    ax.fill_between(it, mean - std, mean + std, color=line.get_color(), alpha=0.25, lw=0)
+    ax.fill_between(it, lo, hi, color=line.get_color(), alpha=0.25, lw=0)
     ax.set_xlabel("iteration")
     ax.set_ylabel(key.replace("_", " "))
     return ax

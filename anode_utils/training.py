@@ -71,17 +71,43 @@ def evaluate(model, x, y, loss="mse", batch_size=1024):
     return total / per_item, correct / n
 
 
+def _mean_over_processes(values, device):
+    """Average a few logged numbers over the processes of a torch.distributed group."""
+    import torch.distributed as dist
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= dist.get_world_size()
+    return t.tolist()
+
+
 def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
-          seed=0, val=None, progress=False, history=None):
+          seed=0, val=None, progress=False, history=None, callback=None, optimizer=None,
+          start_iteration=0, max_iterations=None, shard=None):
     """Train ``model`` on (x, y) with Adam and return a :class:`History`.
 
     x : (n, d) inputs; y : (n, k) targets (``loss='mse'`` or ``'huber'``) or (n,) class
     indices (``loss='cross_entropy'``). The batch order comes from ``seed`` alone, so a
     seeded model + the same arguments give the same history. ``val=(x_val, y_val)`` is
-    evaluated after each epoch. A solver failure stops the run and is recorded in
+    evaluated after each epoch. ``callback(model, history)``, if given, is called after every
+    iteration (e.g. to snapshot features during training); solves it makes are not counted in
+    the NFE of the next iteration. A solver failure stops the run and is recorded in
     ``history.error`` (and warned about) rather than raised, so other seeds carry on.
+
+    Resuming and distributed runs (used by the image command line):
+    ``optimizer`` : use this optimizer (e.g. restored from a checkpoint) instead of a new Adam.
+    ``start_iteration`` : skip the first k iterations of the seeded batch order (they were
+    done before an interruption; pass the restored ``history`` too), so the resumed run
+    continues exactly where the interrupted one stopped.
+    ``max_iterations`` : stop once the history holds this many iterations.
+    ``shard=(rank, world_size)`` : each process trains on its contiguous slice of every global
+    batch (under DistributedDataParallel the averaged gradient is the global batch's when
+    the batch size is divisible by world_size); logged loss/accuracy/NFE are averaged over
+    processes.
     """
     epochs = check_nonneg_int("epochs", epochs)
+    start_iteration = check_nonneg_int("start_iteration", start_iteration)
+    if max_iterations is not None:
+        check_nonneg_int("max_iterations", max_iterations)
     check_pos_int("batch_size", batch_size)
     check_positive("lr", lr)
     if weight_decay < 0:
@@ -91,7 +117,8 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         raise ValueError(f"x and y must hold the same number of points; got {len(x)} and {len(y)}")
     history = history if history is not None else History()
     loss_fn = LOSSES[loss]()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     bar = None
     if progress:
@@ -99,23 +126,45 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
     model.train()
     reset_nfe(model)
+    it, stopped = 0, False
     try:
         for _ in range(epochs):
             for xb, yb in batches(x, y, batch_size, gen):
+                if max_iterations is not None and len(history.loss) >= max_iterations:
+                    stopped = True
+                    break
+                it += 1
+                if it <= start_iteration:
+                    continue
+                if shard is not None:
+                    xb, yb = xb.tensor_split(shard[1])[shard[0]], yb.tensor_split(shard[1])[shard[0]]
                 optimizer.zero_grad(set_to_none=True)
                 pred = model(xb)
                 nfe_f = read_and_reset_nfe(model)
                 batch_loss = loss_fn(pred, yb)
-                batch_loss.backward()
+                # regularised models (anode_utils.regularizers) leave a penalty to add; the
+                # history keeps the data loss alone so runs with and without compare fairly
+                penalty = getattr(model, "penalty", None)
+                (batch_loss if penalty is None else batch_loss + penalty).backward()
                 optimizer.step()
                 nfe_b = read_and_reset_nfe(model)
-                history.loss.append(batch_loss.item())
-                history.nfe_forward.append(nfe_f)
-                history.nfe_backward.append(nfe_b)
-                history.accuracy.append(_accuracy(pred.detach(), yb, loss))
+                record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]
+                if shard is not None and shard[1] > 1:
+                    record = _mean_over_processes(record, batch_loss.device)
+                history.loss.append(record[0])
+                history.nfe_forward.append(record[1])
+                history.nfe_backward.append(record[2])
+                history.accuracy.append(record[3])
                 if bar is not None:
                     bar.update()
                     bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=nfe_f)
+                if callback is not None:
+                    callback(model, history)
+                    reset_nfe(model)
+            if stopped:
+                break
+            if history.epoch_end and history.epoch_end[-1] >= it:
+                continue  # this epoch ended before a resume: already recorded
             history.epoch_end.append(len(history.loss))
             if val is not None:
                 vl, va = evaluate(model, *val, loss=loss)

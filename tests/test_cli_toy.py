@@ -1,0 +1,149 @@
+import json
+import math
+
+import pytest
+
+import anode_utils as au
+from anode_utils import cli_toy
+from anode_utils.__main__ import main
+
+TINY = {"num_inner": 40, "num_outer": 80, "epochs": 2, "batch_size": 32}
+
+
+def write_config(tmp_path, experiments, **extra):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"base": TINY, "experiments": experiments, **extra}))
+    return path
+
+
+def test_tiny_config_runs_end_to_end(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "node", "config": {"model": "node"}},
+                                  {"name": "anode", "config": {"model": "anode", "augment_dim": 1,
+                                                               "val_slice": [0, math.pi / 5]}}],
+                       record_every=2)
+    out = tmp_path / "res.json"
+    assert main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", "0-1", "--processes", "1"]) == 0
+    res = au.load_results(out)
+    assert set(res["experiments"]) == {"node", "anode"}
+    assert res["seeds"] == [0, 1] and res["record_every"] == 2
+    assert "state_dict" not in json.dumps(res)
+    assert res["provenance"]["command"].startswith("python -m anode_utils toy --config")
+    assert not (tmp_path / "res.json.partial").exists()
+    # the series are block means of the full history computed by run_toy
+    full = au.run_toy(dict(TINY, model="node", seed=1))["history"]
+    run = res["experiments"]["node"]["runs"][1]
+    n_iter = 2 * math.ceil(120 / 32)
+    assert run["seed"] == 1 and run["summary"]["iterations"] == n_iter
+    assert len(run["history"]["loss"]) == n_iter // 2
+    assert run["history"]["loss"][0] == pytest.approx((full["loss"][0] + full["loss"][1]) / 2, rel=1e-4)
+    assert run["history"]["epoch_end"] == full["epoch_end"]
+    anode = res["experiments"]["anode"]["runs"][0]
+    assert len(anode["history"]["val_loss"]) == 2 and "val_loss" in anode["final"]
+    hists = au.result_histories(res, "anode")
+    assert isinstance(hists[0], au.History) and len(hists) == 2
+    assert au.result_finals(res, "node") == [r["final"]["train_loss"] for r in res["experiments"]["node"]["runs"]]
+    assert all(n % 6 == 2 for n in au.result_summaries(res, "node", "nfe_forward_max"))
+
+
+def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, [{"name": "node", "config": {"model": "node"}}])
+    out = tmp_path / "res.json"
+    computed = []
+    real = cli_toy.compute
+
+    def fail_after_two(c):
+        if len(computed) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        computed.append(c["seed"])
+        return real(c)
+
+    monkeypatch.setattr(cli_toy, "compute", fail_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", "0-3", "--processes", "1"])
+    assert not out.exists()
+    assert len(list((tmp_path / "res.json.partial").glob("*.json"))) == 2
+
+    # a run stored before a field with a default value existed still counts as done
+    part = tmp_path / "res.json.partial" / "node__seed0.json"
+    rec = json.loads(part.read_text())
+    del rec["config"]["weight_decay"]
+    part.write_text(json.dumps(rec))
+
+    computed.clear()
+    monkeypatch.setattr(cli_toy, "compute", lambda c: computed.append(c["seed"]) or real(c))
+    main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", "0-3", "--processes", "1"])
+    assert computed == [2, 3]
+    res = au.load_results(out)
+    assert [r["seed"] for r in res["experiments"]["node"]["runs"]] == [0, 1, 2, 3]
+    assert res["compute"] == dict(res["compute"], jobs_computed=2, jobs_reused=2)
+    # the resumed results equal an uninterrupted run's
+    whole = cli_toy.run_config(str(cfg), tmp_path / "whole.json", [0, 1, 2, 3], processes=1)
+    assert whole["experiments"]["node"]["runs"] == res["experiments"]["node"]["runs"]
+
+    # extending the seeds reuses the finished file; changing the config recomputes
+    computed.clear()
+    main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", "0-4", "--processes", "1"])
+    assert computed == [4]
+    cfg2 = write_config(tmp_path, [{"name": "node", "config": {"model": "node", "lr": 2e-3}}])
+    computed.clear()
+    main(["toy", "--config", str(cfg2), "--out", str(out), "--seeds", "0-1", "--processes", "1"])
+    assert computed == [0, 1]
+
+
+def test_parallel_workers_give_the_same_numbers(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "node", "config": {"model": "node"}}])
+    a = cli_toy.run_config(str(cfg), tmp_path / "a.json", [0, 1], processes=1)
+    b = cli_toy.run_config(str(cfg), tmp_path / "b.json", [0, 1], processes=2)
+    assert a["experiments"] == b["experiments"]
+
+
+@pytest.mark.parametrize("experiments, extra, message", [
+    ([{"name": "bad", "config": {"hiden_dim": 3}}], {}, "experiment 'bad': unknown config field(s) 'hiden_dim'"),
+    ([{"name": "x", "config": {"model": "anode"}}], {}, "experiment 'x': model='anode' needs an integer augment_dim"),
+    ([{"name": "x", "config": {"task": "annulus"}}], {}, "experiment 'x': task"),
+    ([{"name": "x", "config": {"seed": 3}}], {}, "use --seeds"),
+    ([{"name": "x"}, {"name": "x"}], {}, "unique"),
+    ([{"name": "x", "cfg": {}}], {}, "experiments[0]"),
+    ([{"name": "x"}], {"record_every": 0}, "record_every"),
+    ([{"name": "x"}], {"seeds": [1]}, "unknown top-level key(s) 'seeds'"),
+])
+def test_bad_config_names_the_field(tmp_path, capsys, experiments, extra, message):
+    cfg = write_config(tmp_path, experiments, **extra)
+    out = tmp_path / "res.json"
+    with pytest.raises(SystemExit) as err:
+        main(["toy", "--config", str(cfg), "--out", str(out)])
+    assert message in str(err.value)
+    assert not out.exists() and not (tmp_path / "res.json.partial").exists()
+
+
+def test_bad_seeds_and_missing_file(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "x"}])
+    with pytest.raises(SystemExit, match="--seeds"):
+        main(["toy", "--config", str(cfg), "--out", str(tmp_path / "o.json"), "--seeds", "5-2"])
+    with pytest.raises(SystemExit, match="No such file"):
+        main(["toy", "--config", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o.json")])
+    assert cli_toy.parse_seeds("0,3,5-7") == [0, 3, 5, 6, 7]
+
+
+def test_train_callback_sees_every_iteration_and_leaves_history_unchanged():
+    cfg = au.make_config(**TINY)
+    (x, y), _ = au.make_data(cfg)
+    plain = au.train(au.make_model(cfg), x, y, epochs=2, batch_size=32)
+    seen = []
+
+    def snapshot(model, history):  # solves inside the callback must not count as training NFE
+        model.features(x[:5])
+        seen.append(len(history))
+
+    hist = au.train(au.make_model(cfg), x, y, epochs=2, batch_size=32, callback=snapshot)
+    assert seen == list(range(1, len(hist) + 1))
+    assert hist.loss == plain.loss and hist.nfe_forward == plain.nfe_forward
+
+
+def test_history_band_every_scales_the_iteration_axis():
+    import matplotlib
+    matplotlib.use("Agg")
+    from anode_utils import plots
+    ax = plots.plot_history_band([{"loss": [3.0, 2.0, 1.0]}, {"loss": [1.0, 2.0, 3.0]}], every=10)
+    assert list(ax.lines[0].get_xdata()) == [10, 20, 30]
+    assert list(ax.lines[0].get_ydata()) == [2.0, 2.0, 2.0]

@@ -83,3 +83,77 @@ def training_step_cost(model, x, y, loss_fn=None):
         nfe_b = read_and_reset_nfe(model)
     return {"nfe_forward": nfe_f, "nfe_backward": nfe_b, "steps": dict(steps.counts),
             "saved_bytes": saved[0], "seconds": seconds, "loss": loss.item()}
+
+
+@contextlib.contextmanager
+def solver_settings(model, **settings):
+    """Temporarily change the ODE block's solver (method, rtol, atol, step_size, adjoint,
+    adjoint_rtol, adjoint_atol) of ``model``; the trained weights are untouched."""
+    from ._checks import check_positive, check_solver
+    blk = model.odeblock
+    unknown = set(settings) - {"method", "rtol", "atol", "step_size", "adjoint", "adjoint_rtol",
+                               "adjoint_atol", "T"}
+    if unknown:
+        raise ValueError(f"unknown solver setting(s) {sorted(unknown)}")
+    if "method" in settings:
+        check_solver(settings["method"])
+    for k in ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "T"):
+        if settings.get(k) is not None:
+            check_positive(k, settings[k])
+    old = {k: getattr(blk, k) for k in settings}
+    try:
+        for k, v in settings.items():
+            setattr(blk, k, v)
+        yield model
+    finally:
+        for k, v in old.items():
+            setattr(blk, k, v)
+
+
+def gradient(model, x, y, loss_fn=None, **settings):
+    """Loss gradient w.r.t. all parameters, computed with the solver ``settings``
+    (e.g. ``adjoint=True, adjoint_rtol=1e-5`` or ``rtol=1e-8, atol=1e-8``).
+
+    Returns dict: grad (1-d tensor), nfe_forward, nfe_backward. ``.grad`` is cleared after.
+    """
+    loss_fn = loss_fn or torch.nn.MSELoss()
+    with solver_settings(model, **settings):
+        model.zero_grad(set_to_none=True)
+        reset_nfe(model)
+        out = model(x)
+        nfe_f = read_and_reset_nfe(model)
+        loss_fn(out, y).backward()
+        nfe_b = read_and_reset_nfe(model)
+    g = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    model.zero_grad(set_to_none=True)
+    return {"grad": g, "nfe_forward": nfe_f, "nfe_backward": nfe_b}
+
+
+def relative_error(a, b):
+    """||a - b|| / ||b|| for two gradient vectors."""
+    return ((a - b).norm() / b.norm()).item()
+
+
+def adjoint_gradient_error(model, x, y, adjoint_rtol, adjoint_atol, loss_fn=None):
+    """Adjoint gradient (backward solve at the given tolerances) vs direct backpropagation
+    through the same forward solve. Returns dict: nfe_backward, rel_error."""
+    direct = gradient(model, x, y, loss_fn, adjoint=False)
+    adj = gradient(model, x, y, loss_fn, adjoint=True, adjoint_rtol=adjoint_rtol,
+                   adjoint_atol=adjoint_atol)
+    return {"nfe_backward": adj["nfe_backward"], "rel_error": relative_error(adj["grad"], direct["grad"])}
+
+
+@torch.no_grad()
+def evaluate_with_solver(model, x, y, **settings):
+    """Accuracy (sign of the output vs labels -1/+1) and forward NFE of one solve of the
+    whole set with the solver ``settings`` (see :func:`solver_settings`)."""
+    was_training = model.training
+    model.eval()  # e.g. a regularised model solves the plain ODE in eval mode
+    try:
+        with solver_settings(model, **settings):
+            reset_nfe(model)
+            pred = model(x)
+            n = read_and_reset_nfe(model)
+    finally:
+        model.train(was_training)
+    return {"accuracy": (torch.sign(pred) == y).float().mean().item(), "nfe": n}

@@ -26,6 +26,7 @@ DEFAULTS = dict(
     model="node", augment_dim=0, hidden_dim=32, time_dependent=True, readout=True,
     num_layers=10,                      # resnet only
     method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, T=1.0, max_num_steps=1000,
+    step_size=None,                     # fixed-grid methods (euler, rk4, midpoint) only
     epochs=12, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
     kinetic=0.0, jacobian=0.0, end_time_jitter=0.0,   # cheap-flow regularisers (regularizers.py)
     data_seed=0, seed=0,
@@ -79,7 +80,8 @@ def make_model(cfg):
     torch.manual_seed(cfg["seed"])
     out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
     solver = dict(T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"], atol=cfg["atol"],
-                  adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"])
+                  adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"],
+                  step_size=cfg["step_size"])
     if cfg["model"] == "resnet":
         return ResNet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["num_layers"], cfg["augment_dim"],
                       readout=cfg["readout"])
@@ -136,3 +138,19 @@ def seed_configs(cfg, seeds):
 def final_mean(results, key="train_loss"):
     vals = [r["final"].get(key, math.nan) for r in results]
     return sum(vals) / len(vals)
+
+
+def summarize(results):
+    """Mean and std over seeds of the final metrics and of the mean forward NFE.
+
+    results : run_toy results of one experiment (several seeds). Returns a dict
+    ``{metric: (mean, std)}`` with the keys of ``final`` plus ``nfe_forward``.
+    """
+    import statistics
+    values = {}
+    for r in results:
+        for k, v in r["final"].items():
+            values.setdefault(k, []).append(v)
+        nfe = r["history"]["nfe_forward"]
+        values.setdefault("nfe_forward", []).append(sum(nfe) / max(len(nfe), 1))
+    return {k: (statistics.fmean(v), statistics.pstdev(v)) for k, v in values.items()}

@@ -87,6 +87,11 @@ class RegularizedODENet(nn.Module):
     def field(self):
         return self.model.field
 
+    @property
+    def odeblock(self):
+        """The wrapped model's ODE block (its solver settings apply to both solves)."""
+        return self.model.odeblock
+
     def _end_time(self):
         T = self.model.odeblock.T
         if self.training and self.end_time_jitter > 0:

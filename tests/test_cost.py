@@ -32,3 +32,31 @@ def test_adjoint_saves_less_memory_than_direct_backprop():
         costs[adjoint] = training_step_cost(au.ODENet(2, adjoint=adjoint), x, y)
     assert costs[True]["saved_bytes"] < costs[False]["saved_bytes"]
     assert costs[False]["nfe_backward"] == 0
+
+
+def test_adjoint_gradient_error_shrinks_with_tolerance():
+    torch.manual_seed(0)
+    model = au.ODENet(2, augment_dim=1, rtol=1e-6, atol=1e-6, activation="tanh")
+    x, y = torch.randn(64, 2), torch.randn(64, 1)
+    from anode_utils.cost import adjoint_gradient_error
+    loose = adjoint_gradient_error(model, x, y, 1e-1, 1e-1)
+    tight = adjoint_gradient_error(model, x, y, 1e-7, 1e-7)
+    assert tight["rel_error"] < loose["rel_error"] and tight["rel_error"] < 1e-3
+    assert tight["nfe_backward"] > loose["nfe_backward"]
+    assert model.odeblock.adjoint is False  # settings restored
+
+
+def test_solver_settings_restore_and_validate():
+    from anode_utils.cost import evaluate_with_solver, solver_settings
+    model = au.ODENet(2)
+    x, y = au.concentric_spheres(2, 20, 20)
+    r = evaluate_with_solver(model, x, y, method="euler", step_size=0.25)
+    assert r["nfe"] == 4 and 0 <= r["accuracy"] <= 1
+    assert model.odeblock.method == "dopri5"
+    import pytest
+    with pytest.raises(ValueError, match="method must be one of"):
+        with solver_settings(model, method="rk45"):
+            pass
+    with pytest.raises(ValueError, match="unknown solver setting"):
+        with solver_settings(model, tol=1e-3):
+            pass

@@ -59,3 +59,12 @@ def test_features_scatter_2d_and_3d():
     y = torch.tensor([-1.0] * 5 + [1.0] * 5)
     assert plots.plot_features(f, y).name == "3d"
     assert len(plots.plot_features(f[:, :2], y).collections) == 1
+
+
+def test_history_band_log_scale_is_geometric_and_positive():
+    hs = [au.History(loss=[1.0, 0.01]), au.History(loss=[100.0, 0.0001])]
+    ax = plots.plot_history_band(hs, "loss", log=True)
+    assert np.allclose(ax.lines[0].get_ydata(), [10.0, 0.001])
+    assert ax.get_yscale() == "log"
+    verts = ax.collections[0].get_paths()[0].vertices
+    assert (verts[:, 1] > 0).all()

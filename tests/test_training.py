@@ -91,3 +91,10 @@ def test_parallel_runs_equal_sequential_runs():
     seq = au.run_parallel(au.run_toy, jobs, processes=1)
     par = au.run_parallel(au.run_toy, jobs, processes=2)
     assert [r["history"]["loss"] for r in seq] == [r["history"]["loss"] for r in par]
+
+
+def test_summarize_means_over_seeds():
+    rs = [{"final": {"train_loss": 1.0}, "history": {"nfe_forward": [14, 20]}},
+          {"final": {"train_loss": 3.0}, "history": {"nfe_forward": [20, 20]}}]
+    s = au.experiments.summarize(rs)
+    assert s["train_loss"] == (2.0, 1.0) and s["nfe_forward"] == (18.5, 1.5)

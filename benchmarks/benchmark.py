@@ -1,7 +1,7 @@
 """Performance figures reported in the README.
 
-    python benchmarks/benchmark.py            # toy training, multi-seed runner, book execution
-    python benchmarks/benchmark.py --skip-book
+    python benchmarks/benchmark.py                       # everything
+    python benchmarks/benchmark.py --sections toy,adjoint  # a subset
 
 Toy configuration (paper Section 4.1 set-up): 2-d annulus, 1,000 points in ||x|| <= 0.5 and 2,000 in
 1 <= ||x|| <= 1.5, time-dependent MLP field of width 32, batch 64, Adam lr 1e-3, dopri5 at
@@ -71,6 +71,31 @@ def multi_seed_speedup(seeds=(0, 1), epochs=12):
     return {"seeds": len(seeds), "sequential_s": seq, "parallel_s": par, "speedup": seq / par}
 
 
+def adjoint_vs_direct(steps=20):
+    """Training-step time, NFE and memory kept for backward: direct backprop vs adjoint,
+    for a NODE and an ANODE trained 12 epochs on the toy annulus, batch 64."""
+    from anode_utils import cost
+    torch.set_num_threads(1)
+    out = {}
+    for name, p in (("node", 0), ("anode", 1)):
+        r = au.run_toy(au.make_config(model=name, augment_dim=p))
+        model = au.load_model(r)
+        (x, y), _ = au.make_data(r["config"])
+        for adjoint in (False, True):
+            rows = []
+            with cost.solver_settings(model, adjoint=adjoint):
+                for i in range(steps):
+                    idx = torch.arange(i * 64, (i + 1) * 64) % len(x)
+                    rows.append(cost.training_step_cost(model, x[idx], y[idx]))
+            out[f"{name}_{'adjoint' if adjoint else 'direct'}"] = {
+                "median_s_per_step": statistics.median(c["seconds"] for c in rows),
+                "nfe_forward": statistics.mean(c["nfe_forward"] for c in rows),
+                "nfe_backward": statistics.mean(c["nfe_backward"] for c in rows),
+                "saved_MiB": statistics.mean(c["saved_bytes"] for c in rows) / 2 ** 20,
+            }
+    return out
+
+
 def book_times():
     """Seconds to execute each notebook of the table of contents (as nbval does)."""
     import nbformat
@@ -83,40 +108,61 @@ def book_times():
             continue
         nb = nbformat.read(path, as_version=4)
         t0 = time.perf_counter()
-        NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
-        out[rel] = time.perf_counter() - t0
+        try:
+            NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
+            out[rel] = time.perf_counter() - t0
+        except Exception as err:  # report and go on: one broken chapter should not hide the others
+            out[rel] = f"failed: {type(err).__name__} (image chapters need ANODE_DATA_DIR offline)"
     return out
+
+
+SECTIONS = ("toy", "parallel", "adjoint", "book")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip-book", action="store_true")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    ap.add_argument("--skip-book", action="store_true", help="same as leaving 'book' out of --sections")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
+    sections = [s for s in args.sections.split(",") if s and not (s == "book" and args.skip_book)]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s) {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     report = {"python": sys.version.split()[0], "torch": torch.__version__,
               "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
               "date": time.strftime("%Y-%m-%d")}
     print(f"torch {report['torch']}, {report['machine']}")
-    print("\nToy annulus, 12 epochs, 1 thread")
-    print(f"{'model':6} {'ms/iter':>8} {'ms/iter @NFE20':>15} {'fwd NFE start':>14} {'fwd NFE end':>12} "
-          f"{'range':>8} {'bwd NFE':>8}")
-    for name, p in (("node", 0), ("anode", 1)):
-        r = toy_step_times(name, p)
-        report[f"toy_{name}"] = r
-        at20 = r["median_s_per_iter_by_nfe"].get(20)
-        print(f"{name:6} {1e3 * r['median_s_per_iter']:8.1f} "
-              f"{(f'{1e3 * at20:.1f}' if at20 else '-'):>15} {r['nfe_forward_first_epoch']:14.1f} "
-              f"{r['nfe_forward_last_epoch']:12.1f} {str(r['nfe_forward_range']):>8} "
-              f"{r['nfe_backward_mean']:8.1f}")
-    s = multi_seed_speedup()
-    report["multi_seed"] = s
-    print(f"\n{s['seeds']} seeds, 12 epochs each: sequential {s['sequential_s']:.1f} s, "
-          f"one process per core {s['parallel_s']:.1f} s, speed-up {s['speedup']:.2f}x")
-    if not args.skip_book:
+    if "toy" in sections:
+        print("\nToy annulus, 12 epochs, 1 thread")
+        print(f"{'model':6} {'ms/iter':>8} {'ms/iter @NFE20':>15} {'fwd NFE start':>14} {'fwd NFE end':>12} "
+              f"{'range':>8} {'bwd NFE':>8}")
+        for name, p in (("node", 0), ("anode", 1)):
+            r = toy_step_times(name, p)
+            report[f"toy_{name}"] = r
+            at20 = r["median_s_per_iter_by_nfe"].get(20)
+            print(f"{name:6} {1e3 * r['median_s_per_iter']:8.1f} "
+                  f"{(f'{1e3 * at20:.1f}' if at20 else '-'):>15} {r['nfe_forward_first_epoch']:14.1f} "
+                  f"{r['nfe_forward_last_epoch']:12.1f} {str(r['nfe_forward_range']):>8} "
+                  f"{r['nfe_backward_mean']:8.1f}")
+    if "parallel" in sections:
+        s = multi_seed_speedup()
+        report["multi_seed"] = s
+        print(f"\n{s['seeds']} seeds, 12 epochs each: sequential {s['sequential_s']:.1f} s, "
+              f"one process per core {s['parallel_s']:.1f} s, speed-up {s['speedup']:.2f}x")
+    if "adjoint" in sections:
+        report["adjoint_vs_direct"] = a = adjoint_vs_direct()
+        print("\nTrained toy models, batch 64, 1 thread: direct backpropagation vs adjoint")
+        print(f"{'model':16} {'ms/step':>8} {'fwd NFE':>8} {'bwd NFE':>8} {'saved for backward':>19}")
+        for k, v in a.items():
+            print(f"{k:16} {1e3 * v['median_s_per_step']:8.1f} {v['nfe_forward']:8.1f} "
+                  f"{v['nfe_backward']:8.1f} {v['saved_MiB']:15.3f} MiB")
+    if "book" in sections:
         report["book_s"] = book_times()
         print("\nBook execution (nbval-equivalent, seconds)")
         for rel, t in report["book_s"].items():
-            print(f"  {rel:40} {t:6.1f}")
+            print(f"  {rel:40} {t:6.1f}" if isinstance(t, float) else f"  {rel:40} {t}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -42,6 +42,45 @@ class History:
     def __len__(self):
         return len(self.loss)
 
+    def epoch_means(self, key="loss"):
+        """Per-epoch means of a per-iteration series (``loss``, ``nfe_forward``, ...)."""
+        values = getattr(self, key)
+        ends = [0] + list(self.epoch_end)
+        return [sum(values[a:b]) / (b - a) for a, b in zip(ends, ends[1:]) if b > a]
+
+    def nfe_ratio(self):
+        """Mean forward NFE over the last epoch divided by the mean over the first: how much
+        more expensive the flow became during training (1 = no growth)."""
+        means = self.epoch_means("nfe_forward")
+        if len(means) < 2:
+            raise ValueError("nfe_ratio needs a history of at least two epochs")
+        return means[-1] / means[0]
+
+
+class FeatureSnapshots:
+    """A ``callback`` for :func:`train` that keeps the features phi_T of fixed probe points
+    at chosen iterations (0 = before training, taken at construction).
+
+    ``snapshots.features[k]`` is (n_probe, d + p) after k iterations. The solves it makes
+    are not counted in the training NFE.
+    """
+
+    def __init__(self, model, probe, at):
+        self.probe = probe
+        self.at = set(int(k) for k in at)
+        self.features = {}
+        if 0 in self.at:
+            self._take(model, 0)
+        reset_nfe(model)
+
+    def _take(self, model, k):
+        with torch.no_grad():
+            self.features[k] = model.features(self.probe)
+
+    def __call__(self, model, history):
+        if len(history) in self.at:
+            self._take(model, len(history))
+
 
 def _accuracy(pred, y, loss):
     if loss == "cross_entropy":

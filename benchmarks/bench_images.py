@@ -1,6 +1,6 @@
 """Seconds per iteration and images per second of the paper-size image NODEs/ANODEs.
 
-    python benchmarks/bench_images.py [--iters 3] [--batch-size 256] [--device auto]
+    python benchmarks/bench_images.py [--iters 3] [--batch-size 256] [--device auto] [--datasets mnist,cifar10]
 
 Random inputs of MNIST (1x28x28) and CIFAR-10 (3x32x32) shape, the paper's parameter-matched
 presets, Adam lr 1e-3, dopri5 at rtol = atol = 1e-3, backpropagation through the solver. One
@@ -48,7 +48,11 @@ def main():
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument("--datasets", default="mnist,cifar10", help="comma-separated: mnist, cifar10")
     args = p.parse_args()
+    datasets = [d for d in args.datasets.split(",") if d]
+    if set(datasets) - {"mnist", "cifar10"}:
+        p.error(f"--datasets takes mnist and/or cifar10; got {args.datasets!r}")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     if device.type == "cpu":
@@ -57,7 +61,7 @@ def main():
           f"{args.iters} timed iterations after 1 warm-up")
     print("| data | model | parameters | s / iteration | images / s | NFE forward / backward |")
     print("|---|---|---|---|---|---|")
-    for dataset in ("mnist", "cifar10"):
+    for dataset in datasets:
         for model in ("node", "anode"):
             sec, ips, (nf, nb), n = bench(dataset, model, args.iters, args.batch_size, device)
             print(f"| {dataset} | {model} | {n:,} | {sec:.2f} | {ips:.0f} | {nf} / {nb} |", flush=True)

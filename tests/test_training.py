@@ -98,3 +98,22 @@ def test_summarize_means_over_seeds():
           {"final": {"train_loss": 3.0}, "history": {"nfe_forward": [20, 20]}}]
     s = au.experiments.summarize(rs)
     assert s["train_loss"] == (2.0, 1.0) and s["nfe_forward"] == (18.5, 1.5)
+
+
+def test_epoch_means_and_nfe_ratio():
+    h = au.History(loss=[1.0, 3.0, 2.0, 2.0], nfe_forward=[14, 14, 20, 22], epoch_end=[2, 4])
+    assert h.epoch_means() == [2.0, 2.0]
+    assert h.nfe_ratio() == pytest.approx(21 / 14)
+    with pytest.raises(ValueError, match="two epochs"):
+        au.History(nfe_forward=[14], epoch_end=[1]).nfe_ratio()
+
+
+def test_feature_snapshots_callback_leaves_training_unchanged():
+    cfg = au.make_config(**dict(TINY, epochs=1))
+    (x, y), _ = au.make_data(cfg)
+    plain = au.train(au.make_model(cfg), x, y, epochs=1, batch_size=32)
+    model = au.make_model(cfg)
+    snaps = au.FeatureSnapshots(model, x[:7], at=[0, 2, 6])
+    watched = au.train(model, x, y, epochs=1, batch_size=32, callback=snaps)
+    assert sorted(snaps.features) == [0, 2, 6] and snaps.features[2].shape == (7, 2)
+    assert watched.loss == plain.loss and watched.nfe_forward == plain.nfe_forward

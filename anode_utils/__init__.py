@@ -13,6 +13,7 @@ from .parallel import run_parallel
 from .training import FeatureSnapshots, History, evaluate, train
 
 __version__ = "0.1.0"
-from .cli_toy import load_results, result_finals, result_histories, result_summaries
+from .cli_toy import (load_results, result_finals, result_histories, result_nfe_ratios,
+                      result_summaries)
 from . import plots_theory, theory
 from . import conv, images

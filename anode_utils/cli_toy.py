@@ -347,3 +347,11 @@ def result_finals(results, name, key="train_loss"):
 def result_summaries(results, name, key):
     """A per-seed summary value (e.g. ``'nfe_forward_last_epoch'``) of every seed."""
     return [r["summary"].get(key) for r in results["experiments"][name]["runs"]]
+
+
+def result_nfe_ratios(results, name):
+    """Per-seed forward NFE growth of one experiment: last-epoch mean / first-epoch mean
+    (the results-file counterpart of :meth:`History.nfe_ratio`)."""
+    last = result_summaries(results, name, "nfe_forward_last_epoch")
+    first = result_summaries(results, name, "nfe_forward_first_epoch")
+    return [a / b for a, b in zip(last, first)]

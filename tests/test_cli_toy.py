@@ -147,3 +147,12 @@ def test_history_band_every_scales_the_iteration_axis():
     ax = plots.plot_history_band([{"loss": [3.0, 2.0, 1.0]}, {"loss": [1.0, 2.0, 3.0]}], every=10)
     assert list(ax.lines[0].get_xdata()) == [10, 20, 30]
     assert list(ax.lines[0].get_ydata()) == [2.0, 2.0, 2.0]
+
+
+def test_result_nfe_ratios_match_history_nfe_ratio():
+    results = {"experiments": {"node": {"runs": [
+        {"summary": {"nfe_forward_first_epoch": 14.0, "nfe_forward_last_epoch": 21.0}},
+        {"summary": {"nfe_forward_first_epoch": 20.0, "nfe_forward_last_epoch": 20.0}}]}}}
+    assert au.result_nfe_ratios(results, "node") == [1.5, 1.0]
+    h = au.History(nfe_forward=[14, 14, 21, 21], epoch_end=[2, 4])
+    assert h.nfe_ratio() == au.result_nfe_ratios(results, "node")[0]

@@ -17,3 +17,4 @@ from .cli_toy import (load_results, result_finals, result_histories, result_nfe_
                       result_summaries)
 from . import plots_theory, theory
 from . import conv, images
+from .resources import available_results, results_path

@@ -324,7 +324,11 @@ def sys_argv_tail(args):
 # ----------------------------------------------------------------------------- reading results
 
 def load_results(path):
-    """A results file written by ``python -m anode_utils toy``."""
+    """A results file written by ``python -m anode_utils toy``: a path, or the name of a file
+    shipped with the package (``'annulus_d1'``, ``'annulus_d2'``, ``'generalization'``; see
+    :func:`anode_utils.resources.results_path`)."""
+    from .resources import results_path
+    path = results_path(path)
     res = read_json(path)
     if res.get("format") != FORMAT:
         raise ValueError(f"{path} is not a toy results file (format {res.get('format')!r})")

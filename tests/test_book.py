@@ -29,7 +29,8 @@ def test_book_has_chapters():
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
 def test_notebook_is_in_toc(nb):
     rel = nb.relative_to(ROOT).with_suffix("").as_posix()
-    assert rel in toc_files(), f"{rel} is not listed in _toc.yml: it is neither rendered nor nbval-checked"
+    assert rel in toc_files(), (f"{rel} is not listed in _toc.yml, so the book does not render it "
+                                f"(nbval still runs it): add it under a part of _toc.yml")
 
 
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
@@ -39,8 +40,34 @@ def test_every_code_cell_has_stored_outputs(nb):
              if c["cell_type"] == "code" and "".join(c["source"]).strip() and c.get("execution_count") is None]
     assert not unrun, (f"{nb.name}: code cells {unrun} have no stored outputs, so nbval would compare nothing; "
                        f"execute the notebook (see README) and commit it")
-    counts = [c["execution_count"] for c in cells if c["cell_type"] == "code" and c.get("execution_count")]
-    assert counts == sorted(counts), f"{nb.name}: cells were executed out of order; re-run it top to bottom"
+    counts = [c["execution_count"] for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{nb.name}: execution counts {counts} are not 1..{len(counts)}: the stored outputs do not come from one "
+        f"fresh top-to-bottom run; re-run it with `jupyter execute --inplace` (see README)")
+
+
+# a cell whose code prints, shows a figure or reports a claim must have stored what it showed
+_PRODUCES_OUTPUT = re.compile(r"\bprint\(|plt\.show\(\)|\bdisplay\(|report\.(claim|measured|table)\(")
+
+
+@pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
+def test_cells_that_show_something_have_stored_outputs(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    empty = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "code" and _PRODUCES_OUTPUT.search("".join(c["source"]))
+             and "google.colab" not in "".join(c["source"]) and not c.get("outputs")]
+    assert not empty, (f"{nb.name}: cells {empty} print, plot or report but stored no output (outputs stripped?): "
+                       f"nbval would compare nothing there; re-execute the notebook and commit it")
+
+
+@pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
+def test_chapter_states_claims(nb):
+    """Every chapter stores at least one compared claim line ('...: True' / '...: False')."""
+    text = ""
+    for c in json.loads(nb.read_text())["cells"]:
+        if c["cell_type"] == "code" and "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]):
+            text += "".join("".join(o.get("text", "")) for o in c.get("outputs", []))
+    assert re.search(r": (True|False)\b", text), f"{nb.name}: no stored claim line for nbval to compare"
 
 
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)

@@ -104,3 +104,172 @@ def test_val_slice_that_selects_no_points_is_named_before_training():
 def test_run_toy_refuses_outputs_that_do_not_match_the_targets():
     with pytest.raises(ValueError, match="readout=False makes the model output its 2 features"):
         au.run_toy(dict(TINY, readout=False))
+
+
+# ----------------------------------------------------------------------------- data
+
+def _data(n=8):
+    x, y = au.concentric_spheres(2, n // 2, n // 2)
+    return x, y
+
+
+@pytest.mark.parametrize("model_fn", [lambda: au.ODENet(2), lambda: au.ODENet(2, method="euler"),
+                                      lambda: au.ResNet(2, num_layers=2)],
+                         ids=["dopri5", "euler", "resnet"])
+@pytest.mark.parametrize("which", ["x", "y"])
+def test_train_rejects_non_finite_data(model_fn, which):
+    x, y = _data()
+    data = {"x": x.clone(), "y": y.clone()}
+    data[which][3, 0] = math.nan
+    with pytest.raises(ValueError, match=f"^{which} holds 1 non-finite value"):
+        au.train(model_fn(), data["x"], data["y"], epochs=1)
+    data[which][3, 0] = math.inf
+    with pytest.raises(ValueError, match=f"^{which} holds 1 non-finite value"):
+        au.evaluate(model_fn(), data["x"], data["y"])
+
+
+def test_train_and_evaluate_reject_empty_data():
+    model = au.ODENet(2)
+    x, y = torch.zeros(0, 2), torch.zeros(0, 1)
+    with pytest.raises(ValueError, match=r"^x is empty \(shape \(0, 2\)\)"):
+        au.train(model, x, y, epochs=1)
+    with pytest.raises(ValueError, match=r"^x is empty"):
+        au.evaluate(model, x, y)
+
+
+def test_train_rejects_a_bad_validation_set():
+    model = au.ODENet(2)
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"val\[0\] \(x_val\) is empty"):
+        au.train(model, x, y, epochs=1, val=(x[:0], y[:0]))
+    with pytest.raises(ValueError, match=r"val\[1\] \(y_val\) holds 1 non-finite"):
+        au.train(model, x, y, epochs=1, val=(x[:2], torch.tensor([[1.0], [math.nan]])))
+    with pytest.raises(ValueError, match="val must be a pair"):
+        au.train(model, x, y, epochs=1, val=x)
+
+
+def test_dtype_other_than_the_parameters_is_named():
+    model = au.ODENet(2)
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"^x has dtype torch.float64 but the model's parameters are "
+                                         r"torch.float32"):
+        au.train(model, x.double(), y, epochs=1)
+    with pytest.raises(ValueError, match=r"^y has dtype torch.float64"):
+        au.evaluate(model, x, y.double())
+    with pytest.raises(ValueError, match="cross_entropy needs torch.long"):
+        au.train(au.ODENet(2, output_dim=2), x, (y[:, 0] > 0).int(), loss="cross_entropy", epochs=1)
+
+
+def test_outputs_and_targets_of_other_shapes_are_refused():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"output has shape \(8, 1\) but y has shape \(8,\)"):
+        au.train(au.ODENet(2), x, y[:, 0], epochs=1)
+
+
+@pytest.mark.parametrize("model", [au.ODENet(2), au.ResNet(2, num_layers=2),
+                                   au.variants.LearnedAugmentODENet(2),
+                                   au.regularizers.RegularizedODENet(au.ODENet(2), kinetic=0.1)],
+                         ids=["odenet", "resnet", "learned", "regularized"])
+def test_forward_checks_its_input(model):
+    with pytest.raises(ValueError, match="^x is empty"):
+        model(torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="^x holds 1 non-finite value"):
+        model(torch.tensor([[0.0, math.nan]]))
+    with pytest.raises(ValueError, match="^x has dtype torch.float64"):
+        model(torch.zeros(1, 2, dtype=torch.float64))
+
+
+def test_odeblock_forward_checks_its_input():
+    block = au.ODEBlock(au.MLPField(2), 2)
+    with pytest.raises(ValueError, match="^x is empty"):
+        block(torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="^x holds 2 non-finite value"):
+        block(torch.full((1, 2), math.inf))
+
+
+# ----------------------------------------------------------------------------- non-finite loss
+
+def _poison(model, value=math.nan):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+    return model
+
+
+@pytest.mark.parametrize("model_fn", [lambda: au.ODENet(2, method="euler"),
+                                      lambda: au.ODENet(2, method="rk4", step_size=0.5),
+                                      lambda: au.ResNet(2, num_layers=2)],
+                         ids=["euler", "rk4", "resnet"])
+def test_non_finite_loss_stops_training_with_a_recorded_error(model_fn):
+    model = _poison(model_fn())
+    x, y = _data()
+    with pytest.warns(RuntimeWarning, match="training stopped after 0 iterations: the loss became "
+                                            "non-finite"):
+        h = au.train(model, x, y, epochs=2, batch_size=4)
+    assert len(h) == 0 and "non-finite (nan) at iteration 1" in h.error
+
+
+def test_loss_that_overflows_mid_training_stops_the_run():
+    model = au.ResNet(2, num_layers=2)
+    x, y = _data()
+
+    def blow_up(m, history):  # after the second step the parameters overflow
+        if len(history) == 2:
+            _poison(m, math.inf)
+
+    with pytest.warns(RuntimeWarning, match="the loss became non-finite"):
+        h = au.train(model, x, y, epochs=3, batch_size=4, callback=blow_up)
+    assert len(h) == 2 and "at iteration 3" in h.error and h.epoch_end == [2]
+
+
+def test_run_toy_records_a_non_finite_loss(monkeypatch):
+    from anode_utils import experiments
+    real = experiments.make_model
+    monkeypatch.setattr(experiments, "make_model", lambda cfg: _poison(real(cfg)))
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        r = au.run_toy(dict(TINY, model="resnet"))
+    assert "non-finite" in r["history"]["error"] and r["final"] == {}
+
+
+# ----------------------------------------------------------------------------- solver failures
+
+def test_solver_failure_on_a_finite_state_keeps_the_stiffness_advice():
+    model = au.ODENet(1, max_num_steps=2, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(30)
+    with pytest.raises(au.SolverError, match="too stiff for rtol=1e-09"):
+        model(torch.ones(4, 1))
+
+
+def test_solver_failure_on_non_finite_parameters_says_so():
+    model = _poison(au.ODENet(2))
+    with pytest.raises(au.SolverError, match=r"parameters are non-finite \(NaN/inf\)") as err:
+        model(torch.ones(3, 2))
+    assert "stiff" not in str(err.value)
+    x, y = _data()
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        h = au.train(model, x, y, epochs=1)
+    assert "non-finite" in h.error
+
+
+def test_solver_failure_on_a_non_finite_initial_state_says_so():
+    block = au.ODEBlock(au.MLPField(2), 2)
+    with pytest.raises(au.SolverError, match=r"initial state holds non-finite values \(NaN/inf\)"):
+        block.solve(torch.tensor([[math.nan, 0.0]]), torch.tensor([0.0, 1.0]))
+
+
+class _Overflow(au.CountingField):
+    """dh/dt = h, but the derivative overflows to inf once h > 2 (at t = ln 2)."""
+    dim = 1
+
+    def forward(self, t, h):
+        self.nfe += 1
+        return torch.where(h > 2, torch.full_like(h, math.inf), h)
+
+
+def test_solver_failure_when_the_state_becomes_non_finite_says_so():
+    block = au.ODEBlock(_Overflow(), 1, T=2.0)
+    with pytest.raises(au.SolverError, match=r"state became non-finite \(NaN/inf\) during the solve") as err:
+        block(torch.ones(1, 1))
+    assert "stiff" not in str(err.value)

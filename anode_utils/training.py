@@ -168,6 +168,13 @@ def _stop_if_not_finite(objective, iteration, shard):
             f"was not taken. Lower the learning rate, add weight decay, or check the data")
 
 
+def _stop_if_params_not_finite(model, iterations):
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point()):
+        raise NonFiniteLossError(
+            f"the parameters became non-finite (NaN/inf) after iteration {iterations}. Lower the "
+            f"learning rate, add weight decay, or check the data")
+
+
 def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
           seed=0, val=None, progress=False, history=None, callback=None, optimizer=None,
           start_iteration=0, max_iterations=None, shard=None):
@@ -258,6 +265,8 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                 if callback is not None:
                     callback(model, history)
                     reset_nfe(model)
+            # a last step can overflow the parameters with a finite loss: catch it once per epoch
+            _stop_if_params_not_finite(model, len(history.loss))
             if stopped:
                 break
             if history.epoch_end and history.epoch_end[-1] >= it:

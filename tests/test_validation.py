@@ -218,8 +218,8 @@ def test_loss_that_overflows_mid_training_stops_the_run():
             _poison(m, math.inf)
 
     with pytest.warns(RuntimeWarning, match="the loss became non-finite"):
-        h = au.train(model, x, y, epochs=3, batch_size=4, callback=blow_up)
-    assert len(h) == 2 and "at iteration 3" in h.error and h.epoch_end == [2]
+        h = au.train(model, x, y, epochs=3, batch_size=2, callback=blow_up)
+    assert len(h) == 2 and "at iteration 3" in h.error and h.epoch_end == []
 
 
 def test_run_toy_records_a_non_finite_loss(monkeypatch):
@@ -273,3 +273,16 @@ def test_solver_failure_when_the_state_becomes_non_finite_says_so():
     with pytest.raises(au.SolverError, match=r"state became non-finite \(NaN/inf\) during the solve") as err:
         block(torch.ones(1, 1))
     assert "stiff" not in str(err.value)
+
+
+def test_parameters_that_overflow_at_the_last_step_are_caught():
+    model = au.ResNet(2, num_layers=2)
+    x, y = _data()
+
+    def blow_up(m, history):  # the last step of the only epoch leaves infinite weights
+        if len(history) == 2:
+            _poison(m, math.inf)
+
+    with pytest.warns(RuntimeWarning, match=r"parameters became non-finite \(NaN/inf\) after iteration 2"):
+        h = au.train(model, x, y, epochs=1, batch_size=4, callback=blow_up)
+    assert len(h) == 2 and "non-finite" in h.error

@@ -1,3 +1,5 @@
+import torch
+
 import anode_utils as au
 from anode_utils.provenance import provenance, read_json, write_json
 
@@ -15,3 +17,23 @@ def test_write_json_is_atomic_and_round_trips(tmp_path):
     write_json(path, {"a": [1, 2]})
     assert read_json(path) == {"a": [1, 2]}
     assert not list(path.parent.glob("*.tmp"))
+
+
+def test_provenance_records_solver_library_gpu_and_precision():
+    from anode_utils import precision
+    p = provenance(["x"])
+    assert p["torchdiffeq"] and "cuda" in p and "cudnn" in p and "gpu" in p
+    prec = p["precision"]
+    assert set(prec) >= {"cudnn_allow_tf32", "cuda_matmul_allow_tf32", "float32_matmul_precision"}
+    before = precision.settings()
+    try:
+        s = precision.configure(tf32=False)
+        assert (s["cudnn_allow_tf32"], s["cuda_matmul_allow_tf32"]) == (False, False)
+        assert s["float32_matmul_precision"] == "highest"
+        assert provenance(["x"])["precision"]["cudnn_allow_tf32"] is False
+        s = precision.configure(tf32=True)
+        assert s["cudnn_allow_tf32"] and s["cuda_matmul_allow_tf32"]
+    finally:
+        torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
+        torch.backends.cuda.matmul.allow_tf32 = before["cuda_matmul_allow_tf32"]
+        torch.set_float32_matmul_precision(before["float32_matmul_precision"])

@@ -155,7 +155,7 @@ def test_ddp_two_processes_match_one_process_on_the_global_batch(tmp_path):
     s1 = torch.load(tmp_path / "one.pt", weights_only=True)
     s2 = torch.load(tmp_path / "two.pt", weights_only=True)
     from anode_utils.provenance import read_json
-    assert read_json(tmp_path / "two.json")["world_size"] == 2
+    assert read_json(tmp_path / "two.json")["runs"][0]["world_size"] == 2
     for k in s1["model"]:
         assert torch.allclose(s1["model"][k], s2["model"][k], atol=1e-5), k
     assert np.allclose(s1["history"]["loss"], s2["history"]["loss"], atol=1e-5)

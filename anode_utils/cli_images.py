@@ -305,6 +305,8 @@ def run_seed(args, seed, x, y, test, device, rank, world, verbose=True):
     config = dict(_config(args), world_size=world)
     experiment = image_results.experiment_of(config)
     num_parameters = sum(p.numel() for p in model.parameters())
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     deadline = None if args.max_seconds is None else start + args.max_seconds
 
@@ -318,6 +320,8 @@ def run_seed(args, seed, x, y, test, device, rank, world, verbose=True):
                 "test_accuracy_per_epoch": h["val_accuracy"], "test_loss_per_epoch": h["val_loss"],
                 "test_loss": test_metrics[0], "test_accuracy": test_metrics[1],
                 "config": config, "world_size": world, "device": str(device),
+                "cuda_max_memory_gib": (torch.cuda.max_memory_allocated(device) / 2 ** 30
+                                        if device.type == "cuda" else None),
                 "provenance": provenance()}
 
     def write(status="running", stopped_by=None, test_metrics=(None, None)):

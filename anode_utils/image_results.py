@@ -22,6 +22,7 @@ set of numerics. Layout (JSON)::
         test_accuracy, test_loss: when training stopped (null while running)
         config: the full command-line configuration of the invocation that wrote the run
         world_size, device, provenance: of that invocation
+        cuda_max_memory_gib: peak GPU memory allocated by this process (null on the CPU)
 
 Floats are rounded to 5 significant digits. A file may hold runs of different lengths (a
 wall-clock budget stops some early): ``status``/``stopped_by`` say which.

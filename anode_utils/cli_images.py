@@ -296,9 +296,18 @@ def run_seed(args, seed, x, y, test, device, rank, world, verbose=True):
     history, ckpt, seconds_before = History(), None, 0.0
     if args.checkpoint:
         ckpt = checkpoint_path(args.checkpoint, seed, args.seeds)
-        if ckpt.is_file():
+        state = None
+        if rank == 0 and ckpt.is_file():
             state = read_checkpoint(ckpt)
             check_checkpoint(ckpt, state["config"], args)  # before any weights load
+        if world > 1:
+            # process 0 (which writes the checkpoints) hands its state to all: on several
+            # machines the others may not see the file, and all must resume the same state
+            import torch.distributed as dist
+            box = [state]
+            dist.broadcast_object_list(box, src=0, device=device if device.type == "cuda" else None)
+            state = box[0]
+        if state is not None:
             history, seconds_before = load_checkpoint(state, model, optimizer)
             if verbose and rank == 0:
                 print(f"seed {seed}: resuming {ckpt} at iteration {len(history)}", flush=True)

@@ -52,11 +52,33 @@ def _worker(rank, world, port, case, queue):
         dist.destroy_process_group()
 
 
-def run_two(case):
+def _cli_worker(rank, world, port, argv, nan_rank, queue):
+    """One process of ``python -m anode_utils images`` as torchrun would start it; on process
+    ``nan_rank`` the training images are NaN."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        from anode_utils import cli_images
+        from anode_utils.__main__ import main as cli
+        if rank == nan_rank:
+            real = cli_images.images.load_images
+
+            def poisoned(name, split="train", *a, **k):
+                x, y = real(name, split, *a, **k)
+                return (torch.full_like(x, float("nan")) if split == "train" else x), y
+            cli_images.images.load_images = poisoned
+        queue.put((rank, cli(argv)))
+    except BaseException as err:
+        queue.put((rank, f"EXCEPTION {type(err).__name__}: {err}"))
+
+
+def run_two(case, target=_worker):
     """Start two processes (fork: no second import of torch), join with a hard timeout."""
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     queue, port = ctx.Queue(), free_port()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, case, queue)) for r in range(2)]
+    procs = [ctx.Process(target=target, args=(r, 2, port, *case, queue) if isinstance(case, tuple)
+                         else (r, 2, port, case, queue)) for r in range(2)]
     for p in procs:
         p.start()
     results = {}
@@ -117,3 +139,37 @@ def test_shard_of_a_batch_smaller_than_the_world_is_none():
     assert len(xs) == 1 and w == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="initialised torch.distributed"):
         distributed.is_parallel((0, 2))
+
+
+def cli_args(tmp_path, monkeypatch):
+    from test_images import TINY, write_synthetic_svhn
+    monkeypatch.setenv("ANODE_DATA_DIR", str(write_synthetic_svhn(tmp_path / "data")))  # forks inherit it
+    return TINY + ["--checkpoint-every", "100", "--device", "cpu"]
+
+
+def test_cli_under_two_processes_resumes_from_process_0s_checkpoint(tmp_path, monkeypatch):
+    args = cli_args(tmp_path, monkeypatch)
+    from anode_utils.__main__ import main as cli
+    cli(args + ["--max-iters", "3", "--checkpoint", str(tmp_path / "one.pt")])  # fixed-step rk4
+    two = args + ["--checkpoint", str(tmp_path / "two.pt"), "--out", str(tmp_path / "two.json")]
+    for stop in ("2", "3"):  # interrupted after 2 iterations, then resumed
+        res = run_two((two + ["--max-iters", stop], None), target=_cli_worker)
+        assert res[0] == (0,) and res[1] == (0,), res
+    one = torch.load(tmp_path / "one.pt", weights_only=True)
+    both = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert both["config"]["world_size"] == 2
+    assert one["history"]["loss"] == pytest.approx(both["history"]["loss"], abs=1e-5)
+    for k in one["model"]:
+        assert torch.allclose(one["model"][k], both["model"][k], atol=1e-5), k
+
+
+def test_cli_stops_every_process_when_one_processs_data_blows_up(tmp_path, monkeypatch):
+    args = [a if a != "rk4" else "dopri5" for a in cli_args(tmp_path, monkeypatch)]
+    i = args.index("--step-size")
+    del args[i:i + 2]
+    out = tmp_path / "r.json"
+    res = run_two((args + ["--out", str(out)], 1), target=_cli_worker)
+    assert res[0] == (0,) and res[1] == (0,), res  # both ended (no hang), the failure recorded
+    (run,) = au.load_image_results(out)["runs"]
+    assert (run["status"], run["stopped_by"], run["iterations"]) == ("failed", "error", 0)
+    assert "training stopped on all 2 processes at iteration 1: process(es) [1] failed" in run["history"]["error"]

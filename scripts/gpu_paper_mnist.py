@@ -46,7 +46,7 @@ AUTHORS = {"--batch-size": "256", "--lr": "1e-3", "--method": "dopri5", "--tol":
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("--max-seconds", type=float, required=True,
                    help="wall-clock budget of the whole script (start-up, training, evaluation)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],

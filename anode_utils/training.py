@@ -6,6 +6,7 @@ import warnings
 import torch
 from torch import nn
 
+from . import distributed
 from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int, check_positive,
                       float_dtype)
 from .data import batches
@@ -157,12 +158,10 @@ def _mean_over_processes(values, device):
     return t.tolist()
 
 
-def _stop_if_not_finite(objective, iteration, shard):
-    """Raise NonFiniteLossError (in every process of a sharded run) when the loss is NaN/inf."""
-    bad = not bool(torch.isfinite(objective.detach()))
-    if shard is not None and shard[1] > 1:
-        bad = _mean_over_processes([bad], objective.device)[0] > 0
-    if bad:
+def _stop_if_not_finite(objective, iteration):
+    """Raise NonFiniteLossError when the loss is NaN/inf (sharded runs agree on failures in
+    :func:`anode_utils.distributed.train_step` instead)."""
+    if not bool(torch.isfinite(objective.detach())):
         raise NonFiniteLossError(
             f"the loss became non-finite ({objective.item()}) at iteration {iteration}; the step "
             f"was not taken. Lower the learning rate, add weight decay, or check the data")
@@ -197,10 +196,16 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     done before an interruption; pass the restored ``history`` too), so the resumed run
     continues exactly where the interrupted one stopped.
     ``max_iterations`` : stop once the history holds this many iterations.
-    ``shard=(rank, world_size)`` : each process trains on its contiguous slice of every global
-    batch (under DistributedDataParallel the averaged gradient is the global batch's when
-    the batch size is divisible by world_size); logged loss/accuracy/NFE are averaged over
-    processes.
+    ``shard=(rank, world_size)`` : each process of an initialised torch.distributed group
+    trains on its contiguous slice of every global batch; ``model`` is the bare model (or a
+    DistributedDataParallel one, run under ``no_sync``): parameters are broadcast from process
+    0 at the start and the slice-weighted gradients averaged over processes every iteration,
+    after all processes agree that none failed. With a fixed-step solver the result equals a
+    single-process run on the global batch; with an adaptive one (dopri5) each process chooses
+    its own steps for its slice, so it does not (see :mod:`anode_utils.distributed`). A solver
+    failure or non-finite loss on any process stops every process with the same error (in
+    ``history.error``); a last global batch with fewer items than processes is dropped.
+    Logged loss/accuracy are the global batch's, NFE the mean over processes.
     """
     epochs = check_nonneg_int("epochs", epochs)
     start_iteration = check_nonneg_int("start_iteration", start_iteration)
@@ -227,6 +232,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
     model.train()
     reset_nfe(model)
+    parallel = distributed.is_parallel(shard)
+    if parallel:
+        distributed.broadcast_parameters(model)
     it, stopped = 0, False
     try:
         for _ in range(epochs):
@@ -234,27 +242,35 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                 if max_iterations is not None and len(history.loss) >= max_iterations:
                     stopped = True
                     break
+                if parallel:
+                    part = distributed.shard(xb, yb, *shard)
+                    if part is None:
+                        continue  # fewer items than processes: dropped by all, not an iteration
+                    xb, yb, weight = part
                 it += 1
                 if it <= start_iteration:
                     continue
-                if shard is not None:
-                    xb, yb = xb.tensor_split(shard[1])[shard[0]], yb.tensor_split(shard[1])[shard[0]]
-                optimizer.zero_grad(set_to_none=True)
-                pred = model(xb)
-                nfe_f = read_and_reset_nfe(model)
-                _check_pred(pred, yb, loss)
-                batch_loss = loss_fn(pred, yb)
-                # regularised models (anode_utils.regularizers) leave a penalty to add; the
-                # history keeps the data loss alone so runs with and without compare fairly
-                penalty = getattr(model, "penalty", None)
-                objective = batch_loss if penalty is None else batch_loss + penalty
-                _stop_if_not_finite(objective, len(history.loss) + 1, shard)
-                objective.backward()
-                optimizer.step()
-                nfe_b = read_and_reset_nfe(model)
+                if parallel:  # processes agree on failures before exchanging gradients
+                    pred, batch_loss, nfe_f, nfe_b = distributed.train_step(
+                        model, optimizer, loss_fn, xb, yb, weight, it)
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    pred = model(xb)
+                    nfe_f = read_and_reset_nfe(model)
+                    _check_pred(pred, yb, loss)
+                    batch_loss = loss_fn(pred, yb)
+                    # regularised models (anode_utils.regularizers) leave a penalty to add; the
+                    # history keeps the data loss alone so runs with and without compare fairly
+                    penalty = getattr(model, "penalty", None)
+                    objective = batch_loss if penalty is None else batch_loss + penalty
+                    _stop_if_not_finite(objective, len(history.loss) + 1)
+                    objective.backward()
+                    optimizer.step()
+                    nfe_b = read_and_reset_nfe(model)
                 record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]
-                if shard is not None and shard[1] > 1:
-                    record = _mean_over_processes(record, batch_loss.device)
+                if parallel:  # slice-weighted: the global batch's loss and accuracy
+                    record = _mean_over_processes(
+                        [record[0] * weight, nfe_f, nfe_b, record[3] * weight], batch_loss.device)
                 history.loss.append(record[0])
                 history.nfe_forward.append(record[1])
                 history.nfe_backward.append(record[2])
@@ -273,7 +289,15 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                 continue  # this epoch ended before a resume: already recorded
             history.epoch_end.append(len(history.loss))
             if val is not None:
-                vl, va = evaluate(model, *val, loss=loss)
+                if parallel:  # a failure on one process only must stop them all
+                    failure = None
+                    try:
+                        vl, va = evaluate(model, *val, loss=loss)
+                    except SolverError as err:
+                        failure = str(err)
+                    distributed.agree_on_failure(failure, next(model.parameters()).device, it)
+                else:
+                    vl, va = evaluate(model, *val, loss=loss)
                 history.val_loss.append(vl)
                 history.val_accuracy.append(va)
     except (SolverError, NonFiniteLossError) as err:

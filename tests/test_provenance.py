@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import anode_utils as au
 from anode_utils.provenance import provenance, read_json, write_json
@@ -35,3 +36,21 @@ def test_read_json_names_a_damaged_file_and_says_what_to_do(tmp_path):
         read_json(path)
     with pytest.raises(ValueError, match="cut short: rerun it"):
         read_json(path, "rerun it")
+def test_provenance_records_solver_library_gpu_and_precision():
+    from anode_utils import precision
+    p = provenance(["x"])
+    assert p["torchdiffeq"] and "cuda" in p and "cudnn" in p and "gpu" in p
+    prec = p["precision"]
+    assert set(prec) >= {"cudnn_allow_tf32", "cuda_matmul_allow_tf32", "float32_matmul_precision"}
+    before = precision.settings()
+    try:
+        s = precision.configure(tf32=False)
+        assert (s["cudnn_allow_tf32"], s["cuda_matmul_allow_tf32"]) == (False, False)
+        assert s["float32_matmul_precision"] == "highest"
+        assert provenance(["x"])["precision"]["cudnn_allow_tf32"] is False
+        s = precision.configure(tf32=True)
+        assert s["cudnn_allow_tf32"] and s["cuda_matmul_allow_tf32"]
+    finally:
+        torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
+        torch.backends.cuda.matmul.allow_tf32 = before["cuda_matmul_allow_tf32"]
+        torch.set_float32_matmul_precision(before["float32_matmul_precision"])

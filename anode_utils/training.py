@@ -216,11 +216,18 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
     check_choice("loss", loss, tuple(LOSSES))
-    _check_xy(model, x, y, loss)
-    if val is not None:
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            raise ValueError("val must be a pair (x_val, y_val)")
-        _check_xy(model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)"))
+    parallel = distributed.is_parallel(shard)
+    data_error = None
+    try:
+        _check_xy(model, x, y, loss)
+        if val is not None:
+            if not isinstance(val, (tuple, list)) or len(val) != 2:
+                raise ValueError("val must be a pair (x_val, y_val)")
+            _check_xy(model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)"))
+    except ValueError as err:
+        if not parallel:
+            raise
+        data_error = str(err)  # bad data on one process must stop all of them, not hang the rest
     history = history if history is not None else History()
     loss_fn = LOSSES[loss]()
     if optimizer is None:
@@ -232,11 +239,12 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
     model.train()
     reset_nfe(model)
-    parallel = distributed.is_parallel(shard)
     if parallel:
         distributed.broadcast_parameters(model)
     it, stopped = 0, False
     try:
+        if parallel:
+            distributed.agree_on_failure(data_error, next(model.parameters()).device, 0)
         for _ in range(epochs):
             for xb, yb in batches(x, y, batch_size, gen):
                 if max_iterations is not None and len(history.loss) >= max_iterations:

@@ -17,4 +17,6 @@ from .cli_toy import (load_results, result_finals, result_histories, result_nfe_
                       result_summaries)
 from . import plots_theory, theory
 from . import conv, images
+from . import image_results, plots_images
+from .image_results import load_image_results
 from .resources import available_results, results_path

@@ -13,28 +13,37 @@ The config file is JSON::
     }
 
 Each experiment's config is ``make_config(**base, **config)`` (without ``seed``: seeds come
-from ``--seeds``). Every experiment is validated before anything runs. Each finished
-(experiment, seed) job is written at once, atomically, to ``<out>.partial/``; a rerun with the
-same arguments reuses those (and the runs already in ``<out>``, when their config is the same)
-and computes only what is missing. The results file holds, per experiment and seed, the
-per-iteration series (block means over ``record_every`` iterations, rounded to 5 significant
-digits), per-epoch validation metrics, a per-seed summary and the final metrics; no weights.
+from ``--seeds``); names are safe file names (letters, digits, ``-``, ``_``, ``.``, not
+starting with ``.``). Every experiment, its data (e.g. a ``val_slice`` that selects no points)
+and the existing ``<out>`` are checked before anything runs. Each finished (experiment, seed)
+job is written at once, atomically, to ``<out>.partial/``; a rerun reuses those (a damaged
+one is recomputed, with a warning) and the runs already in ``<out>``, and computes only what
+is missing. An ``<out>`` that holds other seeds is merged: its runs are kept and the new ones
+added; if it holds an experiment of the same name with another config (or another
+``record_every``) the command refuses and says what to do. The results file holds, per
+experiment and seed, the per-iteration series (block means over ``record_every`` iterations,
+rounded to 5 significant digits), per-epoch validation metrics, a per-seed summary and the
+final metrics; no weights.
 """
+import dataclasses
 import json
 import math
-import os
 import pathlib
 import re
 import sys
 import threading
 import time
+import warnings
 
-from .experiments import make_config, run_toy
+from ._checks import check_nonneg_int
+from .experiments import check_trainable, make_config, make_data, run_toy
 from .parallel import default_processes, run_parallel
-from .provenance import provenance, read_json, write_json
+from .provenance import provenance, read_json, write_json, write_text_atomic
 
 FORMAT = "anode_utils.toy-results/1"
 SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
+#: Experiment names become file names in ``<out>.partial/``.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
 def add_arguments(parser):
@@ -68,24 +77,33 @@ def parse_seeds(text):
     return sorted(seeds)
 
 
+def _read_spec(spec):
+    """A config as a dict: ``spec`` itself, or the JSON object in the file it names."""
+    if isinstance(spec, dict):
+        return spec
+    path = pathlib.Path(spec)
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"config file {path} must hold a JSON object")
+    return spec
+
+
 def load_spec(spec):
     """Validate a config (dict, or path to JSON) and return (experiments, record_every).
 
     experiments: list of (name, full config without seed). Raises ValueError naming the
     experiment and the offending field.
     """
-    if not isinstance(spec, dict):
-        path = pathlib.Path(spec)
-        try:
-            spec = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-        if not isinstance(spec, dict):
-            raise ValueError(f"config file {path} must hold a JSON object")
+    spec = _read_spec(spec)
     unknown = sorted(set(spec) - {"description", "base", "experiments", "record_every"})
     if unknown:
         raise ValueError(f"unknown top-level key(s) {', '.join(map(repr, unknown))} in the config; "
                          f"allowed: 'description', 'base', 'experiments', 'record_every'")
+    if not isinstance(spec.get("description", ""), str):
+        raise ValueError("'description' must be a string")
     base = spec.get("base", {})
     if not isinstance(base, dict):
         raise ValueError("'base' must be an object of make_config fields")
@@ -101,14 +119,22 @@ def load_spec(spec):
         if not isinstance(exp, dict) or set(exp) - {"name", "config"} or "name" not in exp:
             raise ValueError(f"{where} must be an object with keys 'name' and 'config' only; got {exp!r}")
         name = exp["name"]
-        if not isinstance(name, str) or not name or name in names:
-            raise ValueError(f"{where}: 'name' must be a unique non-empty string; got {name!r}")
-        names.add(name)
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"{where}: 'name' must be a safe file name (letters, digits, '-', '_' "
+                             f"and '.', not starting with '.', at most 100 characters): it names "
+                             f"the files of its runs; got {name!r}")
+        if name.lower() in names:
+            raise ValueError(f"{where}: 'name' must be unique (names that differ only in letter "
+                             f"case count as the same file name); got {name!r} twice")
+        names.add(name.lower())
+        if not isinstance(exp.get("config", {}), dict):
+            raise ValueError(f"experiment {name!r}: 'config' must be an object of make_config fields")
         cfg = dict(base, **exp.get("config", {}))
         if "seed" in cfg:
             raise ValueError(f"experiment {name!r}: do not set 'seed' in the config; use --seeds")
         try:
             cfg = make_config(**cfg)
+            check_trainable(cfg)
         except (ValueError, TypeError) as err:
             raise ValueError(f"experiment {name!r}: {err}") from None
         cfg.pop("seed")
@@ -188,11 +214,7 @@ def write_results(path, results):
     text = json.dumps(results, indent=1)
     text = re.sub(r"\[([^\[\]{}\"]*)\]", lambda m: "[" + ",".join(v.strip() for v in m.group(1).split(",")) + "]"
                   if m.group(1).strip() else "[]", text)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, text + "\n")
 
 
 def _same_config(stored, cfg):
@@ -202,98 +224,237 @@ def _same_config(stored, cfg):
     return dict(DEFAULTS, **stored, seed=None) == dict(DEFAULTS, **cfg, seed=None)
 
 
+def _config_diff(stored, cfg):
+    """'lr: 0.001 stored, 0.002 now; ...' for the fields where two configs differ."""
+    from .experiments import DEFAULTS
+    a, b = dict(DEFAULTS, **stored, seed=None), dict(DEFAULTS, **cfg, seed=None)
+    return "; ".join(f"{k}: {a.get(k)!r} stored, {b.get(k)!r} now"
+                     for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
 def _part_path(partial_dir, name, seed):
     return partial_dir / f"{name}__seed{seed}.json"
 
 
-def _watch(partial_dir, total, done, stop):
+def _check_run(run, where):
+    """A stored run record must hold an integer seed and the final/summary/history objects."""
+    if not isinstance(run, dict) or isinstance(run.get("seed"), bool) \
+            or not isinstance(run.get("seed"), int):
+        raise ValueError(f"{where}: a run without an integer 'seed'")
+    for key in ("final", "summary", "history"):
+        if not isinstance(run.get(key), dict):
+            raise ValueError(f"{where}: run of seed {run['seed']} has no {key!r} object")
+
+
+def _check_results(res, path, advice):
+    """The structure of a toy results file; a ValueError naming ``path`` if it is damaged."""
+    try:
+        if not isinstance(res, dict) or res.get("format") != FORMAT:
+            fmt = res.get("format") if isinstance(res, dict) else None
+            raise ValueError(f"{path} is not a toy results file (format {fmt!r})")
+        if not isinstance(res.get("experiments"), dict):
+            raise ValueError(f"{path} has no 'experiments' object")
+        for name, exp in res["experiments"].items():
+            if not isinstance(exp, dict) or not isinstance(exp.get("config"), dict) \
+                    or not isinstance(exp.get("runs"), list):
+                raise ValueError(f"{path}: experiment {name!r} needs a 'config' object and a 'runs' list")
+            for run in exp["runs"]:
+                _check_run(run, f"{path}: experiment {name!r}")
+    except ValueError as err:
+        raise ValueError(f"{err}; the file is damaged or not a results file: {advice}") from None
+    return res
+
+
+def _check_part(rec):
+    """A partial record (one finished job) as :func:`_job` writes it."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("experiment"), str) \
+            or not isinstance(rec.get("config"), dict) or not isinstance(rec.get("record_every"), int):
+        raise ValueError("not a partial run record (experiment, config, record_every, seed, ...)")
+    _check_run(rec, "partial record")
+    return rec
+
+
+@dataclasses.dataclass
+class Plan:
+    """What :func:`execute` will do; made by :func:`prepare`, which checks everything first."""
+    spec: dict
+    config_file: str
+    experiments: list          # [(name, config without seed)]
+    every: int
+    seeds: list
+    out: pathlib.Path
+    partial_dir: pathlib.Path
+    previous: dict             # the results already in out, or None
+    done: dict                 # (name, seed) -> finished run record, reused
+    jobs: list                 # (name, config with seed, every, partial path)
+    discard: list              # damaged or stale partial files, removed before running
+
+
+def prepare(spec, out, seeds):
+    """Check the config, each experiment's data, ``out`` and ``<out>.partial/``; decide which
+    (experiment, seed) runs to compute and which to reuse. Nothing is written. Raises a
+    ValueError that names the experiment, field or file and says what to do."""
+    config_file = None if isinstance(spec, dict) else str(spec)
+    spec = _read_spec(spec)
+    experiments, every = load_spec(spec)
+    seeds = sorted({check_nonneg_int("seed", s) for s in seeds})
+    if not seeds:
+        raise ValueError("seeds must name at least one non-negative seed")
+    for name, cfg in experiments:  # data-dependent checks (a val_slice that selects no points)
+        try:
+            make_data(cfg)
+        except ValueError as err:
+            raise ValueError(f"experiment {name!r}: {err}") from None
+    out = pathlib.Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; pass a file path, e.g. {out / 'results.json'}")
+    partial_dir = out.with_name(out.name + ".partial")
+    if partial_dir.exists() and not partial_dir.is_dir():
+        raise ValueError(f"{partial_dir} is a file, but this command keeps finished runs in a "
+                         f"directory of that name: move it away, or pass another --out")
+
+    previous, done = None, {}
+    if out.exists():
+        advice = "delete it (its runs are then recomputed), or pass another --out"
+        previous = _check_results(read_json(out, advice), out, advice)
+        stored_every = previous.get("record_every", 1)
+        if stored_every != every:
+            raise ValueError(f"--out {out} holds series recorded with record_every={stored_every}, "
+                             f"this config asks for {every}; one file holds one record_every: use "
+                             f"{stored_every}, or pass another --out")
+        for name, cfg in experiments:
+            stored = previous["experiments"].get(name)
+            if stored is not None and not _same_config(stored["config"], cfg):
+                raise ValueError(
+                    f"experiment {name!r} in {out} was run with another config "
+                    f"({_config_diff(stored['config'], cfg)}); its stored seeds would be mixed with "
+                    f"new ones: pass another --out, rename the experiment, or delete {out} to start over")
+        for name, exp in previous["experiments"].items():
+            for run in exp["runs"]:
+                done[(name, run["seed"])] = dict(run, experiment=name, config=exp["config"],
+                                                 record_every=stored_every)
+
+    wanted, discard = dict(experiments), []
+    for part in sorted(partial_dir.glob("*.json")) if partial_dir.is_dir() else []:
+        try:
+            rec = _check_part(read_json(part, "it will be recomputed"))
+        except ValueError as err:
+            warnings.warn(f"damaged partial result {part} ({err}): recomputing it", RuntimeWarning)
+            discard.append(part)
+            continue
+        name = rec["experiment"]
+        if name in wanted and _same_config(rec["config"], wanted[name]) and rec["record_every"] == every:
+            done[(name, rec["seed"])] = rec
+        else:
+            warnings.warn(f"partial result {part} was made with another config or record_every: "
+                          f"discarding it", RuntimeWarning)
+            discard.append(part)
+
+    jobs = [(name, dict(cfg, seed=seed), every, str(_part_path(partial_dir, name, seed)))
+            for name, cfg in experiments for seed in seeds if (name, seed) not in done]
+    return Plan(spec, config_file, experiments, every, seeds, out, partial_dir, previous, done,
+                jobs, discard)
+
+
+def _watch(paths, total, done, stop):
     from tqdm import tqdm
     bar = tqdm(total=total, initial=done, desc="toy runs", unit="run", file=sys.stderr)
     while not stop.wait(1.0):
-        n = len(list(partial_dir.glob("*.json")))
-        bar.update(max(0, n - bar.n))
-    bar.update(max(0, len(list(partial_dir.glob("*.json"))) - bar.n))
+        bar.update(max(0, done + sum(p.exists() for p in paths) - bar.n))
+    bar.update(max(0, done + sum(p.exists() for p in paths) - bar.n))
     bar.close()
 
 
-def run_config(spec, out, seeds, processes=None, progress=False, argv=None):
-    """Run every (experiment, seed) of ``spec`` not already done; write ``out``. Returns the results dict."""
-    experiments, every = load_spec(spec)
-    seeds = [int(s) for s in seeds]
-    out = pathlib.Path(out)
-    partial_dir = out.with_name(out.name + ".partial")
-    partial_dir.mkdir(parents=True, exist_ok=True)
+def _clean_partial_dir(partial_dir):
+    """Remove finished-run and temporary files, then the directory; files this command did not
+    write are left there with a warning instead of failing the run."""
+    if not partial_dir.is_dir():
+        return
+    for pattern in ("*.json", "*.tmp"):
+        for f in partial_dir.glob(pattern):
+            f.unlink(missing_ok=True)
+    try:
+        partial_dir.rmdir()
+    except OSError:
+        left = sorted(f.name for f in partial_dir.iterdir())
+        warnings.warn(f"left {partial_dir} in place: it holds files this command did not write "
+                      f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''})", RuntimeWarning)
 
-    # what is already done: finished runs in the partial directory, then in an existing results file
-    done = {}
-    previous = read_json(out) if out.exists() else None
-    if previous is not None and previous.get("format") == FORMAT:
-        for name, exp in previous["experiments"].items():
-            for rec in exp["runs"]:
-                done[(name, rec["seed"])] = dict(rec, experiment=name, config=exp["config"],
-                                                 record_every=previous.get("record_every", 1))
-    for part in partial_dir.glob("*.json"):
-        rec = read_json(part)
-        done[(rec["experiment"], rec["seed"])] = rec
 
-    jobs, reused = [], 0
-    for name, cfg in experiments:
-        for seed in seeds:
-            rec = done.get((name, seed))
-            if rec is not None and _same_config(rec["config"], cfg) and rec.get("record_every") == every:
-                part = _part_path(partial_dir, name, seed)
-                if not part.exists():
-                    write_json(part, rec)
-                reused += 1
-            else:
-                jobs.append((name, dict(cfg, seed=seed), every, str(_part_path(partial_dir, name, seed))))
+def execute(plan, processes=None, progress=False, argv=None):
+    """Run the jobs of a :func:`prepare` plan, merge them with the reused runs and the other
+    experiments and seeds already in ``out``, write ``out``. Returns the results dict."""
+    for part in plan.discard:
+        part.unlink(missing_ok=True)
+    jobs, reused = plan.jobs, len(plan.experiments) * len(plan.seeds) - len(plan.jobs)
+    plan.partial_dir.mkdir(parents=True, exist_ok=True)
     if progress:
         print(f"{len(jobs)} run(s) to compute, {reused} reused from an earlier run", file=sys.stderr)
 
     stop = threading.Event()
     watcher = None
     if progress and jobs:
-        watcher = threading.Thread(target=_watch, args=(partial_dir, len(jobs) + reused, reused, stop),
+        paths = [pathlib.Path(job[3]) for job in jobs]
+        watcher = threading.Thread(target=_watch, args=(paths, len(jobs) + reused, reused, stop),
                                    daemon=True)
         watcher.start()
     start = time.time()
     try:
-        run_parallel(_job, jobs, processes=processes)
+        records = run_parallel(_job, jobs, processes=processes)
     finally:
         stop.set()
         if watcher is not None:
             watcher.join()
     wall = time.time() - start
 
+    done = dict(plan.done)
+    done.update(((r["experiment"], r["seed"]), r) for r in records)
+    experiments = {}
+    for name, cfg in plan.experiments:
+        runs = sorted((rec for (n, _), rec in done.items() if n == name), key=lambda r: r["seed"])
+        experiments[name] = {"config": cfg, "runs": [
+            {k: v for k, v in rec.items() if k not in ("experiment", "config", "record_every")}
+            for rec in runs]}
+    kept = []
+    if plan.previous is not None:  # experiments of an earlier config stay in the file
+        for name, exp in plan.previous["experiments"].items():
+            if name not in experiments:
+                experiments[name] = exp
+                kept.append(name)
+    if kept:
+        warnings.warn(f"{plan.out} keeps experiment(s) {', '.join(map(repr, kept))} from an earlier "
+                      f"run: they are not in this config", RuntimeWarning)
+    seeds = sorted({run["seed"] for exp in experiments.values() for run in exp["runs"]})
+
     results = {
         "format": FORMAT,
         "provenance": provenance(argv),
-        "description": spec.get("description", "") if isinstance(spec, dict) else
-        read_json(spec).get("description", ""),
-        "config_file": None if isinstance(spec, dict) else str(spec),
+        "description": plan.spec.get("description", ""),
+        "config_file": plan.config_file,
         "seeds": seeds,
-        "record_every": every,
+        "record_every": plan.every,
         "series_note": ("per-iteration series (loss, nfe_forward, nfe_backward, accuracy) are "
-                        + ("stored for every iteration" if every == 1 else
-                           f"means over consecutive blocks of {every} iterations (entry i covers "
-                           f"iterations {every}*i+1 .. {every}*(i+1), 0-based i; a last partial block is dropped)")
+                        + ("stored for every iteration" if plan.every == 1 else
+                           f"means over consecutive blocks of {plan.every} iterations (entry i covers "
+                           f"iterations {plan.every}*i+1 .. {plan.every}*(i+1), 0-based i; a last partial block is dropped)")
                         + "; val_loss/val_accuracy are per epoch; floats rounded to 5 significant digits"),
         "compute": {"jobs_computed": len(jobs), "jobs_reused": reused,
                     "processes": min(processes or default_processes(), max(1, len(jobs))),
                     "wall_s_this_invocation": round(wall, 1)},
-        "experiments": {},
+        "experiments": experiments,
     }
-    for name, cfg in experiments:
-        runs = []
-        for seed in seeds:
-            rec = read_json(_part_path(partial_dir, name, seed))
-            runs.append({k: v for k, v in rec.items() if k not in ("experiment", "config", "record_every")})
-        results["experiments"][name] = {"config": cfg, "runs": runs}
-    write_results(out, results)
-    for part in partial_dir.glob("*.json"):
-        part.unlink()
-    partial_dir.rmdir()
+    if plan.previous is not None:  # runs kept from earlier invocations: say where they came from
+        earlier = list(plan.previous.get("previous_provenance", [])) + [plan.previous.get("provenance")]
+        results["previous_provenance"] = [p for i, p in enumerate(earlier) if p and p not in earlier[:i]]
+    write_results(plan.out, results)
+    _clean_partial_dir(plan.partial_dir)
     return results
+
+
+def run_config(spec, out, seeds, processes=None, progress=False, argv=None):
+    """Run every (experiment, seed) of ``spec`` not already done; write ``out`` (merged with
+    the runs it already holds). Returns the results dict. See :func:`prepare` for the checks."""
+    return execute(prepare(spec, out, seeds), processes, progress, argv)
 
 
 def run(args):
@@ -301,11 +462,11 @@ def run(args):
         seeds = parse_seeds(args.seeds)
         if args.processes is not None and args.processes < 1:
             raise ValueError(f"--processes must be >= 1; got {args.processes}")
-        load_spec(args.config)  # fail before any work, with the field named
+        plan = prepare(args.config, args.out, seeds)  # fail before any work, with the field named
     except (ValueError, OSError) as err:
         sys.exit(f"error: {err}")
-    results = run_config(args.config, args.out, seeds, args.processes, args.progress,
-                         argv=["python -m anode_utils", "toy", *sys_argv_tail(args)])
+    results = execute(plan, args.processes, args.progress,
+                      argv=["python -m anode_utils", "toy", *sys_argv_tail(args)])
     if args.progress:
         c = results["compute"]
         print(f"wrote {args.out}: {c['jobs_computed']} computed, {c['jobs_reused']} reused, "
@@ -329,10 +490,8 @@ def load_results(path):
     :func:`anode_utils.resources.results_path`)."""
     from .resources import results_path
     path = results_path(path)
-    res = read_json(path)
-    if res.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a toy results file (format {res.get('format')!r})")
-    return res
+    advice = "rerun the command that wrote it (see README, 'Paper-scale runs'), or pass another path"
+    return _check_results(read_json(path, advice), path, advice)
 
 
 def result_histories(results, name):

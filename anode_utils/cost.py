@@ -7,6 +7,7 @@ which is what direct backpropagation through the solver pays and the adjoint avo
 deterministic, unlike a process's peak resident memory.
 """
 import contextlib
+import statistics
 import time
 
 import torch
@@ -51,36 +52,56 @@ class StepCounter(contextlib.AbstractContextManager):
 
 
 @contextlib.contextmanager
-def saved_tensor_bytes():
-    """Yield a one-item list holding the bytes autograd saves for backward inside the block."""
+def saved_tensor_bytes(exclude=()):
+    """Yield a one-item list holding the bytes autograd keeps for backward inside the block.
+
+    Counted once per storage: autograd often saves several views of one buffer (and the same
+    tensor at several nodes), so summing every saved reference overstates the memory about
+    twofold. Storages of ``exclude`` (pass the model's parameters: they are held anyway) are
+    not counted.
+    """
+    skip = {p.untyped_storage().data_ptr() for p in exclude}
+    seen = set()
     total = [0]
 
     def pack(t):
-        total[0] += t.numel() * t.element_size()
+        storage = t.untyped_storage()
+        key = storage.data_ptr()
+        # saved tensors stay alive inside the block (pack returns them), so a pointer cannot
+        # be reused by another saved storage while we count
+        if key not in skip and key not in seen:
+            seen.add(key)
+            total[0] += storage.nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield total
 
 
-def training_step_cost(model, x, y, loss_fn=None):
+def training_step_cost(model, x, y, loss_fn=None, repeats=1):
     """One forward + backward pass of ``model`` on (x, y), measured.
 
     Returns a dict: nfe_forward, nfe_backward, steps (accept/reject, forward and adjoint),
-    saved_bytes (memory held for backward), seconds (wall time, machine dependent).
+    saved_bytes (memory held for backward, unique storages, parameters excluded), seconds
+    (wall time of one pass, machine dependent). With ``repeats > 1`` the pass is first run once
+    to warm up (allocator, kernel choice), then ``repeats`` times, and ``seconds`` is the median
+    of those; the counts come from the last pass (they are the same every time: same inputs).
     Gradients are left in ``.grad`` for the caller to inspect.
     """
     loss_fn = loss_fn or torch.nn.MSELoss()
-    model.zero_grad(set_to_none=True)
-    reset_nfe(model)
-    with StepCounter(model.field) as steps:
-        t0 = time.perf_counter()
-        with saved_tensor_bytes() as saved:
-            loss = loss_fn(model(x), y)
-        nfe_f = read_and_reset_nfe(model)
-        loss.backward()
-        seconds = time.perf_counter() - t0
-        nfe_b = read_and_reset_nfe(model)
+    times = []
+    for k in range(1 + repeats if repeats > 1 else 1):
+        model.zero_grad(set_to_none=True)
+        reset_nfe(model)
+        with StepCounter(model.field) as steps:
+            t0 = time.perf_counter()
+            with saved_tensor_bytes(exclude=list(model.parameters())) as saved:
+                loss = loss_fn(model(x), y)
+            nfe_f = read_and_reset_nfe(model)
+            loss.backward()
+            times.append(time.perf_counter() - t0)
+            nfe_b = read_and_reset_nfe(model)
+    seconds = statistics.median(times[1:] if repeats > 1 else times)
     return {"nfe_forward": nfe_f, "nfe_backward": nfe_b, "steps": dict(steps.counts),
             "saved_bytes": saved[0], "seconds": seconds, "loss": loss.item()}
 

@@ -8,7 +8,8 @@ import math
 
 import torch
 
-from ._checks import check_choice
+from ._checks import (check_bool, check_choice, check_interval, check_nonneg, check_nonneg_int,
+                      check_optional_positive, check_pos_int, check_positive, check_solver)
 from .data import angular_split, concentric_spheres, map_1d, separable_spheres
 from .models import ODENet, ResNet
 from .regularizers import RegularizedODENet
@@ -33,19 +34,74 @@ DEFAULTS = dict(
 )
 
 
+#: Losses a toy task can use: its targets are -1/+1 values of shape (n, 1).
+TOY_LOSSES = ("mse", "huber")
+
+
+def _choice(choices):
+    return lambda name, value: check_choice(name, value, choices)
+
+
+#: One check per config field: ``check(name, value)`` raises a ValueError naming the field.
+#: Types are strict (true/false are booleans, counts are integers, no quoted numbers); ints
+#: are accepted where floats are expected.
+FIELD_CHECKS = dict(
+    task=_choice(TASKS), dim=check_pos_int, num_inner=check_pos_int, num_outer=check_pos_int,
+    r1=check_positive, r2=check_positive, r3=check_positive, num_points=check_pos_int,
+    val_slice=lambda name, v: None if v is None else check_interval(name, v),
+    model=_choice(MODELS), augment_dim=check_nonneg_int, hidden_dim=check_pos_int,
+    time_dependent=check_bool, readout=check_bool, num_layers=check_pos_int,
+    method=lambda name, v: check_solver(v), rtol=check_positive, atol=check_positive,
+    adjoint=check_bool, T=check_positive, max_num_steps=check_pos_int,
+    step_size=check_optional_positive, epochs=check_nonneg_int, batch_size=check_pos_int,
+    lr=check_positive, weight_decay=check_nonneg, loss=_choice(TOY_LOSSES),
+    kinetic=check_nonneg, jacobian=check_nonneg, end_time_jitter=check_nonneg,
+    data_seed=check_nonneg_int, seed=check_nonneg_int,
+)
+
+
+def check_config(cfg):
+    """Type- and range-check every field of a full config, then the rules that tie fields
+    together. Raises a ValueError that names the field and says what to do; returns None.
+
+    Runs before any data is made or any model is built, so a bad experiment in a list of
+    experiments fails before the others have run.
+    """
+    for name, check in FIELD_CHECKS.items():
+        check(name, cfg[name])
+    if not cfg["r1"] < cfg["r2"] < cfg["r3"]:
+        raise ValueError(f"radii must satisfy r1 < r2 < r3 (ball, then a gap, then the shell); "
+                         f"got r1={cfg['r1']}, r2={cfg['r2']}, r3={cfg['r3']}")
+    if cfg["val_slice"] is not None:
+        if cfg["task"] in ("g1d", "identity") or cfg["dim"] < 2:
+            raise ValueError("val_slice holds out an angular slice, so it needs task 'spheres' or "
+                             "'separable' with dim >= 2; set it to null (None) for this task")
+        start, stop = cfg["val_slice"]
+        if stop < -math.pi or start > math.pi:
+            raise ValueError(f"val_slice [{start}, {stop}] selects no points: angles "
+                             f"atan2(x_2, x_1) lie in [-pi, pi]; choose a slice inside that range")
+    if cfg["end_time_jitter"] >= cfg["T"]:
+        raise ValueError(f"end_time_jitter must be smaller than T = {cfg['T']} (end times are drawn "
+                         f"from [T - jitter, T + jitter]); got {cfg['end_time_jitter']}")
+
+
 def make_config(**overrides):
-    """DEFAULTS updated by ``overrides``; an unknown key raises a ValueError naming it."""
+    """DEFAULTS updated by ``overrides``, every field checked (:func:`check_config`).
+
+    An unknown key, a value of the wrong type (``"false"``, ``"4"``, ``1.5`` epochs) or out
+    of range raises a ValueError naming the field.
+    """
     unknown = sorted(set(overrides) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(map(repr, unknown))}; "
                          f"known fields: {', '.join(sorted(DEFAULTS))}")
     cfg = dict(DEFAULTS, **overrides)
-    check_choice("task", cfg["task"], TASKS)
-    check_choice("model", cfg["model"], MODELS)
+    if cfg["task"] in ("g1d", "identity"):
+        cfg["dim"] = 1
+    check_config(cfg)
     if cfg["model"] == "node" and cfg["augment_dim"] != 0:
         raise ValueError("model='node' has augment_dim=0; use model='anode' for augment_dim > 0")
-    if cfg["model"] in ("anode", "learned_anode") and not (
-            isinstance(cfg["augment_dim"], int) and cfg["augment_dim"] > 0):
+    if cfg["model"] in ("anode", "learned_anode") and cfg["augment_dim"] == 0:
         raise ValueError(f"model={cfg['model']!r} needs an integer augment_dim > 0; "
                          f"got {cfg['augment_dim']!r}")
     if cfg["model"] == "second_order" and cfg["augment_dim"] not in (0, cfg["dim"]):
@@ -53,15 +109,24 @@ def make_config(**overrides):
                          "leave augment_dim at 0")
     if (cfg["kinetic"] or cfg["jacobian"] or cfg["end_time_jitter"]) and cfg["model"] not in ("node", "anode"):
         raise ValueError("kinetic, jacobian and end_time_jitter apply to model='node' or 'anode' only")
-    if cfg["task"] in ("g1d", "identity"):
-        cfg["dim"] = 1
     return cfg
+
+
+def check_trainable(cfg):
+    """Check that :func:`run_toy` can train ``cfg`` on its task's targets, which have one
+    coordinate: with ``readout=False`` the model outputs its dim + augment_dim features."""
+    out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
+    if out_dim != 1:
+        raise ValueError(f"readout=False makes the model output its {out_dim} features "
+                         f"(dim + augment_dim), but the task's targets have 1 coordinate: set "
+                         f"readout=True, or build targets of that shape and call anode_utils.train")
 
 
 def make_data(cfg):
     """(x, y) for the whole task, and the validation slice when ``val_slice`` is set.
 
-    Returns ``(x_train, y_train), val`` with val None or (x_val, y_val).
+    Returns ``(x_train, y_train), val`` with val None or (x_val, y_val). A ``val_slice``
+    that selects no points, or every point, raises a ValueError naming it.
     """
     if cfg["task"] in ("g1d", "identity"):
         x, y = map_1d("flip" if cfg["task"] == "g1d" else "identity", cfg["num_points"],
@@ -72,7 +137,12 @@ def make_data(cfg):
                     cfg["r3"], seed=cfg["data_seed"])
     if cfg["val_slice"] is None:
         return (x, y), None
-    return angular_split(x, y, *cfg["val_slice"])
+    (x_train, y_train), (x_val, y_val) = angular_split(x, y, *cfg["val_slice"])
+    for part, name in ((x_val, "selects no points"), (x_train, "leaves no training points")):
+        if len(part) == 0:
+            raise ValueError(f"val_slice {list(cfg['val_slice'])} {name} of the {len(x)} data "
+                             f"points (angles atan2(x_2, x_1) in [-pi, pi]); choose another slice")
+    return (x_train, y_train), (x_val, y_val)
 
 
 def make_model(cfg):
@@ -105,6 +175,7 @@ def run_toy(cfg):
     ``final`` (loss and accuracy on the training set, and on the held-out slice if any).
     """
     cfg = make_config(**cfg)
+    check_trainable(cfg)
     (x, y), val = make_data(cfg)
     model = make_model(cfg)
     hist = train(model, x, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],

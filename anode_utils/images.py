@@ -15,8 +15,10 @@ int64 tensors of shape (n,), so batches are tensor slices (see :func:`anode_util
 instead of a per-sample DataLoader.
 """
 import gzip
+import hashlib
 import os
 import pathlib
+import zlib
 
 import numpy as np
 import torch
@@ -34,6 +36,22 @@ class DatasetNotFoundError(FileNotFoundError):
     """A data set is not where the offline layout says it should be (see the module docstring)."""
 
 
+class DatasetCorruptError(ValueError):
+    """A data set file is there but truncated, corrupted or not the official file (the
+    message names the file and what to do)."""
+
+
+#: The four MNIST files: md5 of the official .gz (torchvision's ``MNIST.resources``), the IDX
+#: magic number (2051 images, 2049 labels) and the shape the file must hold.
+MNIST_FILES = {
+    "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 2051, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", 2049, (60000,)),
+    "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", 2051, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", 2049, (10000,)),
+}
+_MD5_OK = set()  # (path, size, mtime_ns) of files already checked in this process
+
+
 def data_root():
     """(root, offline): ``$ANODE_DATA_DIR`` (offline) if set, else the download cache."""
     env = os.environ.get(ENV_VAR)
@@ -49,15 +67,63 @@ def _missing(name, root, expected):
         f"them to {DEFAULT_ROOT}.")
 
 
-def _read_idx(path):
-    """An MNIST idx file (optionally gzipped) as a uint8 tensor."""
+def _corrupt(path, what):
+    return DatasetCorruptError(
+        f"{path} is corrupt or not the official MNIST file ({what}). Delete it and copy a good "
+        f"one there (torchvision's layout; see {ENV_VAR}), or unset {ENV_VAR} to let torchvision "
+        f"download MNIST to {DEFAULT_ROOT}.")
+
+
+def _check_md5(path, expected):
+    """md5 of a .gz against torchvision's; each file is hashed once per process (~30 ms for
+    the 10 MB training images) unless it changes on disk."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _MD5_OK:
+        return
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise _corrupt(path, f"md5 {digest}, expected {expected}")
+    _MD5_OK.add(key)
+
+
+def _read_idx(path, magic=None, shape=None):
+    """An MNIST IDX file (optionally gzipped) as a uint8 tensor, checked: magic number
+    (``magic``: 2051 images, 2049 labels), header shape (``shape``) and data length. Any
+    problem raises :class:`DatasetCorruptError` naming the file."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as err:  # truncated or not gzip (BadGzipFile is an OSError)
+        raise _corrupt(path, f"{type(err).__name__}: {err}") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8 or not 1 <= data[3] <= 3:
+        raise _corrupt(path, "no IDX header of unsigned bytes")
+    found_magic, ndim = int.from_bytes(data[:4], "big"), data[3]
+    if magic is not None and found_magic != magic:
+        raise _corrupt(path, f"IDX magic number {found_magic}, expected {magic}")
+    if len(data) < 4 + 4 * ndim:
+        raise _corrupt(path, "the IDX header is cut short")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if shape is not None and dims != tuple(shape):
+        raise _corrupt(path, f"header shape {dims}, expected {tuple(shape)}")
+    size = int(np.prod(dims))
+    if len(data) - 4 - 4 * ndim != size:
+        raise _corrupt(path, f"{len(data) - 4 - 4 * ndim} data bytes for shape {dims}, expected {size}")
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    return torch.from_numpy(arr.copy()).reshape(shape)
+    return torch.from_numpy(arr.copy()).reshape(dims)
+
+
+def read_mnist_file(path):
+    """One MNIST file, verified: md5 of an official ``.gz`` (when its name is one of
+    :data:`MNIST_FILES`), then the IDX magic number, shape and length. Returns uint8
+    (n, 28, 28) images or (n,) labels; raises :class:`DatasetCorruptError` naming the file."""
+    path = pathlib.Path(path)
+    stem = path.name[:-3] if path.suffix == ".gz" else path.name
+    md5, magic, shape = MNIST_FILES.get(stem, (None, None, None))
+    if md5 is not None and path.suffix == ".gz":
+        _check_md5(path, md5)
+    return _read_idx(path, magic, shape)
 
 
 def _mnist(root, split, offline):
@@ -68,7 +134,7 @@ def _mnist(root, split, offline):
         path = next((p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None)
         found.append(path)
     if None not in found:  # read in place: never writes into the (possibly shared) data folder
-        return _read_idx(found[0]).unsqueeze(1), _read_idx(found[1]).long()
+        return read_mnist_file(found[0]).unsqueeze(1), read_mnist_file(found[1]).long()
     if offline:
         raise _missing("MNIST", root, f"{raw}/{prefix}-images-idx3-ubyte.gz and "
                                       f"{prefix}-labels-idx1-ubyte.gz")
@@ -135,7 +201,8 @@ def load_images(name, split="train", subset=None, img_size=None, device=None):
     device : move both tensors there (e.g. 'cuda': then batches never leave the GPU)
 
     Raises :class:`DatasetNotFoundError` when ``ANODE_DATA_DIR`` is set and the files are
-    missing (the message says where to put them).
+    missing (the message says where to put them), and :class:`DatasetCorruptError` naming the
+    file when an MNIST file is truncated or not the official one (md5, IDX header, length).
     """
     check_choice("name", name, DATASETS)
     check_choice("split", split, SPLITS)
@@ -153,4 +220,5 @@ def load_images(name, split="train", subset=None, img_size=None, device=None):
     return x, y
 
 
-__all__ = ["DATASETS", "DatasetNotFoundError", "data_root", "load_images", "to_float_images"]
+__all__ = ["DATASETS", "DatasetCorruptError", "DatasetNotFoundError", "MNIST_FILES", "data_root",
+           "load_images", "read_mnist_file", "to_float_images"]

@@ -2,7 +2,8 @@
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_nonneg_int, check_pos_int, check_positive
+from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
+                      float_dtype)
 from .fields import CountingField, MLPField
 from .ode import ODEBlock, augment
 
@@ -97,8 +98,10 @@ class ResNet(nn.Module):
             self.readout = nn.Identity()
 
     def trajectory(self, x):
-        """Hidden states h_0..h_L: (batch, data_dim) -> (num_layers + 1, batch, dim)."""
-        check_batch(x, self.data_dim)
+        """Hidden states h_0..h_L: (batch, data_dim) -> (num_layers + 1, batch, dim).
+
+        x must be non-empty, finite and of the parameters' dtype (ValueError otherwise)."""
+        check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
         h = augment(x, self.augment_dim)
         hs = [h]
         for k, block in enumerate(self.blocks):

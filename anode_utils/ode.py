@@ -3,16 +3,48 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_nonneg_int, check_positive,
-                      check_solver)
+from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_data, check_nonneg_int,
+                      check_positive, check_solver, float_dtype)
 
 
 class SolverError(RuntimeError):
     """The ODE solver gave up (too many steps or a step size underflow).
 
-    Raised instead of hanging: the flow has become too stiff for the chosen tolerances.
-    Lower the learning rate, add weight decay, raise ``max_num_steps`` or loosen rtol/atol.
+    Raised instead of hanging. On a finite state the flow has become too stiff for the chosen
+    tolerances: lower the learning rate, add weight decay, raise ``max_num_steps`` or loosen
+    rtol/atol. When the state (or the field's parameters) became non-finite (NaN/inf) the
+    message says so instead: the inputs hold NaN/inf, or training diverged.
     """
+
+
+def _all_finite(tensors):
+    return all(bool(torch.isfinite(t).all()) for t in tensors
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+class _LastCall:
+    """Forward hook that keeps (references to) the field's latest state and derivative, so a
+    solver failure can tell a non-finite state from a stiff one. Copies nothing."""
+
+    def __init__(self):
+        self.tensors = ()
+
+    def __call__(self, module, args, output):
+        self.tensors = (*args, output)
+
+
+def _nonfinite_reason(field, h0, last):
+    """Why a failed solve went non-finite, or None when state and parameters are finite."""
+    if not _all_finite([h0]):
+        return ("the initial state holds non-finite values (NaN/inf): check the inputs, e.g. "
+                "torch.isfinite(x).all()")
+    if isinstance(field, nn.Module) and not _all_finite(field.parameters()):
+        return ("the vector field's parameters are non-finite (NaN/inf): training diverged; lower "
+                "the learning rate, add weight decay, or restart from an earlier checkpoint")
+    if not _all_finite(last.tensors):
+        return ("the ODE state became non-finite (NaN/inf) during the solve: the flow blew up; lower "
+                "the learning rate, add weight decay, or shorten T")
+    return None
 
 
 def augment(x, augment_dim):
@@ -80,6 +112,8 @@ class ODEBlock(nn.Module):
         Returns (len(times), batch, d + p). ``times`` may run backwards (T -> 0).
         """
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
+        last = _LastCall()
+        hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
         try:
             if self.adjoint:
                 return odeint_adjoint(self.field, h0, times, adjoint_rtol=self.adjoint_rtol,
@@ -89,19 +123,28 @@ class ODEBlock(nn.Module):
         except (AssertionError, RuntimeError) as err:
             msg = str(err)
             if "max_num_steps" in msg or "underflow" in msg:
+                reason = _nonfinite_reason(self.field, h0, last)
+                if reason is not None:
+                    raise SolverError(f"{self.method} gave up ({msg}): {reason}.") from None
                 raise SolverError(
                     f"{self.method} gave up ({msg}). The flow is too stiff for rtol={self.rtol}, "
                     f"atol={self.atol}: lower the learning rate, add weight decay, raise "
                     f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.") from None
             raise
+        finally:
+            if hook is not None:
+                hook.remove()
+            last.tensors = ()
 
     def forward(self, x, times=None):
         """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.
 
-        x : (batch, d). times : optional 1-d tensor/sequence of increasing times starting
-        at 0; then the result has shape (len(times), batch, d + p).
+        x : (batch, d), non-empty, finite, of the parameters' dtype. times : optional 1-d
+        tensor/sequence of increasing times starting at 0; then the result has shape
+        (len(times), batch, d + p).
         """
-        check_batch(x, self.data_dim)
+        dtype = float_dtype(self.field) if isinstance(self.field, nn.Module) else None
+        check_data(check_batch(x, self.data_dim), "x", dtype)
         h0 = augment(x, self.augment_dim)
         if times is None:
             t = torch.tensor([0.0, self.T], dtype=x.dtype, device=x.device)

@@ -129,22 +129,31 @@ def smooth(values, window=1):
 
 
 def plot_history_band(histories, key="loss", label=None, color=None, ax=None, window=1, every=1,
-                      log=False):
-    """Mean +/- std over seeds of ``history.<key>`` against iterations.
+                      log=False, stat="mean"):
+    """Mean +/- std (or median and quartiles) over seeds of ``history.<key>`` against iterations.
 
     histories : list of History (or dicts); runs cut to the shortest length.
     every : iterations per stored entry (results files store block means of ``every``
     iterations); entry i is drawn at iteration ``i * every``.
     log : log-scale y axis, with the band as geometric mean times/divided by the geometric
     std (an arithmetic band would dip below zero on a log axis).
+    stat : ``"mean"`` (mean +/- std, or the geometric band when ``log``) or ``"median"``
+    (median line, band from the 25th to the 75th percentile): for bimodal seeds, where a
+    mean sits between the modes and a std band covers the whole axis.
     """
+    if stat not in ("mean", "median"):
+        raise ValueError(f"stat must be 'mean' or 'median'; got {stat!r}")
     ax = _ax(ax)
     series = [np.asarray(h[key] if isinstance(h, dict) else getattr(h, key), dtype=float)
               for h in histories]
     n = min(len(s) for s in series)
     arr = np.stack([smooth(s[:n], window) for s in series])
     it = np.arange(1, n + 1) * every
-    if log:
+    if stat == "median":
+        mean, lo, hi = np.median(arr, 0), np.percentile(arr, 25, 0), np.percentile(arr, 75, 0)
+        if log:
+            ax.set_yscale("log")
+    elif log:
         logs = np.log(arr)
         mean, lo, hi = (np.exp(logs.mean(0)), np.exp(logs.mean(0) - logs.std(0)),
                         np.exp(logs.mean(0) + logs.std(0)))

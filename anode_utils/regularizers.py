@@ -9,7 +9,7 @@
 import torch
 from torch import nn
 
-from ._checks import check_batch
+from ._checks import check_batch, check_data, float_dtype
 from .ode import ODEBlock, augment
 
 
@@ -100,7 +100,7 @@ class RegularizedODENet(nn.Module):
 
     def forward(self, x):
         blk = self.model.odeblock
-        check_batch(x, blk.data_dim)
+        check_data(check_batch(x, blk.data_dim), "x", float_dtype(self))
         T = self._end_time()
         if not self.training or (self.kinetic == 0 and self.jacobian == 0):
             self.penalty = None

@@ -41,14 +41,13 @@ def claim(statement, holds, measured=None):
     holds : the claim's truth value (anything ``bool`` accepts, a 0-d tensor included)
     measured : optional one-line text of exact figures, printed after the verdict as
         ``[measured: ...]`` and masked for nbval.
-    Returns the verdict as a bool, so a chapter can build on it.
+    Returns None, so that a claim on a cell's last line adds no ``True`` output of its own.
     """
     verdict = bool(holds)
     line = f"{statement}: {verdict}"
     if measured is not None:
         line += f"   {MEASURED}{_text(measured)}]"
     print(line)
-    return verdict
 
 
 def measured(label, figures):
@@ -78,12 +77,10 @@ def table(header, rows, floatfmt=".3f"):
     """Display a table of measured figures as Markdown (rendered as a table in the book).
 
     Its first line is an invisible HTML comment that the sanitizer masks the whole table
-    from, so nbval compares only that the table is there. Returns the Markdown text.
+    from, so nbval compares only that the table is there. Returns None (see :func:`claim`).
     """
     from IPython.display import Markdown, display
-    text = markdown_table(header, rows, floatfmt)
-    display(Markdown(text))
-    return text
+    display(Markdown(markdown_table(header, rows, floatfmt)))
 
 
 __all__ = ["MEASURED", "SANITIZE_RULES", "TABLE_MARK", "claim", "markdown_table", "measured", "table"]

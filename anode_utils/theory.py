@@ -247,6 +247,46 @@ class RotationField(CountingField):
         return out
 
 
+class AnnulusLiftField(CountingField):
+    """An explicit ANODE field that separates the ball from the annulus in any dimension d.
+
+    State (h, a) in R^(d+1): dh/dt = 0 and da/dt = -psi(||h||) / T, where
+    psi(r) = clip((r1 + r2 - 2 r) / (r2 - r1), -1, 1) is 1 on the ball r <= r1, -1 for r >= r2
+    and linear in between. The flow is the shear phi_t(x, a) = (x, a - t psi(||x||) / T), a
+    homeomorphism of R^(d+1) (its inverse adds the same term), and phi_T(x, 0) has last
+    coordinate exactly g(x) = -1 on the ball and +1 on the annulus: reading out a alone
+    represents g with zero error, untrained. Autonomous and Lipschitz (constant 2 / (T (r2 - r1))).
+    Shapes: ``forward(t, h)`` takes h (batch, d + 1) and returns (batch, d + 1).
+    """
+
+    def __init__(self, dim, r1=0.5, r2=1.0, T=1.0):
+        super().__init__()
+        self.data_dim = check_pos_int("dim", dim)
+        self.dim = self.data_dim + 1
+        if not (isinstance(r1, (int, float)) and isinstance(r2, (int, float)) and 0 < r1 < r2):
+            raise ValueError(f"need radii 0 < r1 < r2; got r1={r1!r}, r2={r2!r}")
+        if not (isinstance(T, (int, float)) and T > 0):
+            raise ValueError(f"T must be a positive number; got {T!r}")
+        self.r1, self.r2, self.T = float(r1), float(r2), float(T)
+
+    def psi(self, r):
+        """+1 on the ball, -1 outside radius r2, linear in between: r (batch,) -> (batch,)."""
+        return ((self.r1 + self.r2 - 2 * r) / (self.r2 - self.r1)).clamp(-1.0, 1.0)
+
+    def forward(self, t, h):
+        self.nfe += 1
+        r = h[:, :self.data_dim].norm(dim=1)
+        lift = -self.psi(r) / self.T
+        return torch.cat([torch.zeros_like(h[:, :self.data_dim]), lift[:, None]], dim=1)
+
+
+def annulus_lift_anode(dim, r1=0.5, r2=1.0, T=1.0, **solver):
+    """The untrained ANODE of :class:`AnnulusLiftField`: an ``ODEBlock`` with one zero
+    dimension appended; its output's last coordinate is g(x). x (batch, d) -> (batch, d + 1)."""
+    from .ode import ODEBlock
+    return ODEBlock(AnnulusLiftField(dim, r1, r2, T), data_dim=dim, augment_dim=1, T=T, **solver)
+
+
 def order_changes(traj):
     """Do 1-d trajectories ever swap order? traj (len(times), batch, 1) or (len(times), batch).
 

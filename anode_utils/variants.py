@@ -27,8 +27,8 @@ class _FlowModel(nn.Module):
 
     def trajectory(self, x, times):
         """(batch, data_dim) -> (len(times), batch, state_dim)."""
-        from ._checks import check_batch
-        check_batch(x, self.data_dim)
+        from ._checks import check_batch, check_data, float_dtype
+        check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
         h0 = self.initial_state(x)
         return self.odeblock.solve(h0, torch.as_tensor(times, dtype=x.dtype, device=x.device))
 

@@ -80,13 +80,20 @@ def test_interrupted_run_resumes_without_redoing_finished_jobs(tmp_path, monkeyp
     whole = cli_toy.run_config(str(cfg), tmp_path / "whole.json", [0, 1, 2, 3], processes=1)
     assert whole["experiments"]["node"]["runs"] == res["experiments"]["node"]["runs"]
 
-    # extending the seeds reuses the finished file; changing the config recomputes
+    # extending the seeds reuses the finished file; a changed config is refused for this --out
+    # (its stored runs would be mixed with new ones) and recomputed under another --out
     computed.clear()
     main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", "0-4", "--processes", "1"])
     assert computed == [4]
     cfg2 = write_config(tmp_path, [{"name": "node", "config": {"model": "node", "lr": 2e-3}}])
     computed.clear()
-    main(["toy", "--config", str(cfg2), "--out", str(out), "--seeds", "0-1", "--processes", "1"])
+    before = out.read_text()
+    with pytest.raises(SystemExit, match=r"experiment 'node' in .*res.json was run with another config "
+                                         r"\(lr: 0.001 stored, 0.002 now\).*pass another --out"):
+        main(["toy", "--config", str(cfg2), "--out", str(out), "--seeds", "0-1", "--processes", "1"])
+    assert computed == [] and out.read_text() == before
+    main(["toy", "--config", str(cfg2), "--out", str(tmp_path / "lr2.json"), "--seeds", "0-1",
+          "--processes", "1"])
     assert computed == [0, 1]
 
 
@@ -106,14 +113,46 @@ def test_parallel_workers_give_the_same_numbers(tmp_path):
     ([{"name": "x", "cfg": {}}], {}, "experiments[0]"),
     ([{"name": "x"}], {"record_every": 0}, "record_every"),
     ([{"name": "x"}], {"seeds": [1]}, "unknown top-level key(s) 'seeds'"),
+    # strict types: the first experiment is fine, the second is refused before either runs
+    ([{"name": "ok"}, {"name": "td", "config": {"time_dependent": "false"}}], {},
+     "experiment 'td': time_dependent must be true or false (a boolean); got 'false' (a string"),
+    ([{"name": "x", "config": {"adjoint": "false"}}], {}, "experiment 'x': adjoint must be true or false"),
+    ([{"name": "x", "config": {"readout": 0}}], {}, "experiment 'x': readout must be true or false"),
+    ([{"name": "x", "config": {"hidden_dim": "4"}}], {}, "experiment 'x': hidden_dim must be a positive integer"),
+    ([{"name": "x", "config": {"lr": "0.001"}}], {}, "experiment 'x': lr must be a positive finite number"),
+    ([{"name": "x", "config": {"epochs": 1.5}}], {}, "experiment 'x': epochs must be a non-negative integer"),
+    ([{"name": "x", "config": {"method": "dopri6"}}], {}, "experiment 'x': method must be one of"),
+    ([{"name": "x", "config": {"T": -1}}], {}, "experiment 'x': T must be a positive finite number; got -1"),
+    ([{"name": "x", "config": {"model": "resnet", "augment_dim": "1"}}], {},
+     "experiment 'x': augment_dim must be a non-negative integer"),
+    ([{"name": "x", "config": {"val_slice": [1, 0]}}], {}, "experiment 'x': val_slice must have start < stop"),
+    ([{"name": "x", "config": {"val_slice": [0, 1e-9]}}], {}, "experiment 'x': val_slice [0, 1e-09] selects no points"),
+    ([{"name": "x", "config": {"readout": False}}], {}, "experiment 'x': readout=False makes the model output"),
+    ([{"name": "x", "config": [1]}], {}, "experiment 'x': 'config' must be an object"),
+    ([{"name": "x"}], {"description": 3}, "'description' must be a string"),
+    # names become file names: nothing outside the output folder, no hidden files
+    ([{"name": "../../escaped"}], {}, "'name' must be a safe file name"),
+    ([{"name": "a/b"}], {}, "'name' must be a safe file name"),
+    ([{"name": ".hidden"}], {}, "'name' must be a safe file name"),
+    ([{"name": ""}], {}, "'name' must be a safe file name"),
+    ([{"name": "x" * 101}], {}, "'name' must be a safe file name"),
+    ([{"name": "Node"}, {"name": "node"}], {}, "'name' must be unique"),
 ])
-def test_bad_config_names_the_field(tmp_path, capsys, experiments, extra, message):
+def test_bad_config_names_the_field(tmp_path, monkeypatch, experiments, extra, message):
+    monkeypatch.setattr(cli_toy, "compute", lambda c: pytest.fail("a job ran before validation ended"))
     cfg = write_config(tmp_path, experiments, **extra)
     out = tmp_path / "res.json"
     with pytest.raises(SystemExit) as err:
         main(["toy", "--config", str(cfg), "--out", str(out)])
     assert message in str(err.value)
     assert not out.exists() and not (tmp_path / "res.json.partial").exists()
+    assert sorted(p.name for p in tmp_path.parent.parent.iterdir() if p.name == "escaped") == []
+
+
+def test_safe_names_with_dots_dashes_and_underscores_run(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "anode_p-1.v2", "config": {"model": "anode", "augment_dim": 1}}])
+    res = cli_toy.run_config(str(cfg), tmp_path / "res.json", [0], processes=1)
+    assert list(res["experiments"]) == ["anode_p-1.v2"]
 
 
 def test_bad_seeds_and_missing_file(tmp_path):
@@ -156,3 +195,101 @@ def test_result_nfe_ratios_match_history_nfe_ratio():
     assert au.result_nfe_ratios(results, "node") == [1.5, 1.0]
     h = au.History(nfe_forward=[14, 14, 21, 21], epoch_end=[2, 4])
     assert h.nfe_ratio() == au.result_nfe_ratios(results, "node")[0]
+
+
+# ----------------------------------------------------------------------------- files
+
+def _run(cfg, out, seeds):
+    return main(["toy", "--config", str(cfg), "--out", str(out), "--seeds", seeds, "--processes", "1"])
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"format": "anode_utils.toy-results/1", "experi', r"res.json is not valid JSON \(.*line 1"),
+    ("\x00\xff", r"res.json is not valid JSON|res.json is not a JSON text file"),
+    ('{"format": "something-else"}', r"res.json is not a toy results file \(format 'something-else'\)"),
+    ('{"format": "anode_utils.toy-results/1", "experiments": {"node": {"config": {}, "runs": [{}]}}}',
+     r"res.json: experiment 'node': a run without an integer 'seed'"),
+])
+def test_corrupt_results_file_is_named_and_left_alone(tmp_path, monkeypatch, text, match):
+    monkeypatch.setattr(cli_toy, "compute", lambda c: pytest.fail("a job ran"))
+    cfg = write_config(tmp_path, [{"name": "node"}])
+    out = tmp_path / "res.json"
+    out.write_text(text)
+    with pytest.raises(SystemExit, match=match + r".*(delete it \(its runs are then recomputed\), or pass "
+                                                 r"another --out)"):
+        _run(cfg, out, "0")
+    assert out.read_text() == text
+    with pytest.raises(ValueError, match=match + ".*or pass another path"):
+        au.load_results(out)
+
+
+def test_damaged_partial_is_recomputed_with_a_warning(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "node"}])
+    partial = tmp_path / "res.json.partial"
+    partial.mkdir()
+    (partial / "node__seed0.json").write_text('{"experiment": "node", "se')   # cut short
+    (partial / "node__seed1.json").write_text('{"experiment": "node"}')       # not a run record
+    with pytest.warns(RuntimeWarning, match="damaged partial result") as caught:
+        res = cli_toy.run_config(str(cfg), tmp_path / "res.json", [0, 1], processes=1)
+    messages = sorted(str(w.message) for w in caught)
+    assert "node__seed0.json (" in messages[0] and "is not valid JSON" in messages[0]
+    assert "node__seed1.json (not a partial run record" in messages[1]
+    assert res["compute"]["jobs_computed"] == 2 and not partial.exists()
+    assert [r["seed"] for r in res["experiments"]["node"]["runs"]] == [0, 1]
+
+
+def test_leftover_temporary_files_do_not_block_a_later_run(tmp_path):
+    cfg = write_config(tmp_path, [{"name": "node"}])
+    partial = tmp_path / "res.json.partial"
+    partial.mkdir()
+    (partial / "node__seed0.json.tmp").write_text("half a fi")              # old naming
+    (partial / "node__seed1.json.4242.deadbeef.tmp").write_text("{")        # killed writer
+    cli_toy.run_config(str(cfg), tmp_path / "res.json", [0], processes=1)
+    assert not partial.exists()
+    # a file the command did not write stays, with a warning, and the run still succeeds
+    partial.mkdir()
+    (partial / "notes.txt").write_text("mine")
+    with pytest.warns(RuntimeWarning, match=r"left .*res.json.partial in place.*notes.txt"):
+        cli_toy.run_config(str(cfg), tmp_path / "res.json", [0], processes=1)
+    assert (partial / "notes.txt").read_text() == "mine"
+
+
+def test_other_seeds_in_out_are_merged_not_dropped(tmp_path, monkeypatch):
+    cfg = write_config(tmp_path, [{"name": "node"}, {"name": "anode", "config": {"model": "anode",
+                                                                                "augment_dim": 1}}])
+    out = tmp_path / "res.json"
+    _run(cfg, out, "0-1")
+    first = au.load_results(out)
+    computed = []
+    real = cli_toy.compute
+    monkeypatch.setattr(cli_toy, "compute", lambda c: computed.append(c["seed"]) or real(c))
+    _run(cfg, out, "2")
+    assert computed == [2, 2]
+    res = au.load_results(out)
+    assert res["seeds"] == [0, 1, 2]
+    for name in ("node", "anode"):
+        runs = res["experiments"][name]["runs"]
+        assert [r["seed"] for r in runs] == [0, 1, 2]
+        assert runs[:2] == first["experiments"][name]["runs"]
+    assert res["previous_provenance"] == [first["provenance"]]
+    # an experiment dropped from the config stays in the file, with a warning
+    cfg_node = write_config(tmp_path, [{"name": "node"}])
+    with pytest.warns(RuntimeWarning, match=r"keeps experiment\(s\) 'anode' from an earlier run"):
+        _run(cfg_node, out, "3")
+    third = au.load_results(out)
+    assert [r["seed"] for r in third["experiments"]["node"]["runs"]] == [0, 1, 2, 3]
+    assert third["experiments"]["anode"] == res["experiments"]["anode"]
+
+
+def test_out_recorded_with_another_record_every_is_refused(tmp_path):
+    out = tmp_path / "res.json"
+    _run(write_config(tmp_path, [{"name": "node"}]), out, "0")
+    before = out.read_text()
+    with pytest.raises(SystemExit, match=r"record_every=1, this config asks for 2.*pass another --out"):
+        _run(write_config(tmp_path, [{"name": "node"}], record_every=2), out, "1")
+    assert out.read_text() == before
+
+
+def test_out_that_is_a_directory_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="is a directory; pass a file path"):
+        _run(write_config(tmp_path, [{"name": "node"}]), tmp_path, "0")

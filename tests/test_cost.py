@@ -60,3 +60,13 @@ def test_solver_settings_restore_and_validate():
     with pytest.raises(ValueError, match="unknown solver setting"):
         with solver_settings(model, tol=1e-3):
             pass
+
+
+def test_saved_memory_counts_each_storage_once_and_skips_parameters():
+    from anode_utils.cost import saved_tensor_bytes
+    w = torch.nn.Parameter(torch.randn(100, 100))
+    x = torch.randn(100, 100, requires_grad=True)
+    with saved_tensor_bytes(exclude=[w]) as saved:
+        y = (x * x) @ w           # x saved twice by the product (same storage), x*x and w by matmul
+        y.sum().backward()
+    assert saved[0] == 2 * 100 * 100 * 4  # x once, x*x once, the parameter w not at all

@@ -155,7 +155,61 @@ def test_ddp_two_processes_match_one_process_on_the_global_batch(tmp_path):
     s1 = torch.load(tmp_path / "one.pt", weights_only=True)
     s2 = torch.load(tmp_path / "two.pt", weights_only=True)
     from anode_utils.provenance import read_json
-    assert read_json(tmp_path / "two.json")["world_size"] == 2
+    assert read_json(tmp_path / "two.json")["runs"][0]["world_size"] == 2
     for k in s1["model"]:
         assert torch.allclose(s1["model"][k], s2["model"][k], atol=1e-5), k
     assert np.allclose(s1["history"]["loss"], s2["history"]["loss"], atol=1e-5)
+
+
+def mnist_copy(tmp_path, corrupt=None):
+    """An MNIST/raw folder whose files link to the shared copy, except ``corrupt``: name -> bytes."""
+    src = shared_data() / "MNIST" / "raw"
+    if not (src / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"no offline MNIST at {src}")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in src.glob("*.gz"):
+        if f.name not in (corrupt or {}):
+            (raw / f.name).symlink_to(f)
+    for name, data in (corrupt or {}).items():
+        (raw / name).write_bytes(data)
+    return tmp_path, src
+
+
+def test_truncated_mnist_gz_names_the_file_and_what_to_do(tmp_path, monkeypatch):
+    root, src = mnist_copy(tmp_path, {"t10k-labels-idx1-ubyte.gz":
+                                      (shared_data() / "MNIST/raw/t10k-labels-idx1-ubyte.gz").read_bytes()[:3000]})
+    monkeypatch.setenv("ANODE_DATA_DIR", str(root))
+    with pytest.raises(images.DatasetCorruptError,
+                       match=r"t10k-labels-idx1-ubyte\.gz is corrupt.*md5 .*expected ec29112d.*Delete it"):
+        images.load_images("mnist", "test", subset=5)
+
+
+def test_uncompressed_mnist_with_a_wrong_header_or_length_is_refused(tmp_path, monkeypatch):
+    header = (2049).to_bytes(4, "big") + (10000).to_bytes(4, "big")
+    for data, fragment in ((header + bytes(9999), "9999 data bytes"),
+                           ((2051).to_bytes(4, "big") + header[4:] + bytes(10000), "magic number 2051, expected 2049"),
+                           (b"garbage!", "no IDX header")):
+        sub = tmp_path / str(len(data))
+        root, _ = mnist_copy(sub, {"t10k-labels-idx1-ubyte": data})  # read before the .gz
+        monkeypatch.setenv("ANODE_DATA_DIR", str(root))
+        with pytest.raises(images.DatasetCorruptError, match=f"t10k-labels-idx1-ubyte is corrupt.*{fragment}"):
+            images.load_images("mnist", "test")
+
+
+def test_a_file_that_is_not_gzip_names_the_file(tmp_path):
+    bad = tmp_path / "some-idx1-ubyte.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(images.DatasetCorruptError, match="some-idx1-ubyte.gz is corrupt.*BadGzipFile"):
+        images.read_mnist_file(bad)
+
+
+def test_mnist_md5_is_computed_once_per_file(tmp_path, monkeypatch):
+    root, _ = mnist_copy(tmp_path)
+    monkeypatch.setenv("ANODE_DATA_DIR", str(root))
+    images.load_images("mnist", "test", subset=2)
+    calls = []
+    real = images.hashlib.md5
+    monkeypatch.setattr(images.hashlib, "md5", lambda *a: calls.append(a) or real(*a))
+    images.load_images("mnist", "test", subset=2)
+    assert calls == []

@@ -30,8 +30,8 @@ def test_sanitizer_file_holds_the_report_rules():
 
 
 def test_claim_prints_verdict_and_masked_figures(capsys):
-    assert report.claim("loss < 0.1", True, measured="0.0123") is True
-    assert report.claim("NFE grows", 0) is False
+    assert report.claim("loss < 0.1", True, measured="0.0123") is None  # no extra cell output
+    report.claim("NFE grows", 0)
     out = capsys.readouterr().out
     assert out == "loss < 0.1: True   [measured: 0.0123]\nNFE grows: False\n"
 

@@ -142,3 +142,25 @@ def test_node_cannot_fit_g1d_but_resnet_can():
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 5])
+def test_annulus_lift_anode_represents_g_exactly(dim):
+    x, y = au.concentric_spheres(dim, 200, 300, seed=1)
+    block = th.annulus_lift_anode(dim).double()
+    z = block(x.double())
+    assert torch.allclose(z[:, :dim], x.double())            # the data coordinates do not move
+    assert torch.allclose(z[:, -1:], y.double(), atol=1e-6)  # the lifted coordinate is g(x)
+
+
+def test_annulus_lift_flow_inverts_and_preserves_volume():
+    x, _ = au.concentric_spheres(2, 50, 50, seed=2)
+    block = th.annulus_lift_anode(2, rtol=1e-8, atol=1e-8).double()
+    assert th.inversion_error(block, x.double()) < 1e-6
+    _, logdet = th.liouville_logdet(block, x.double(), rtol=1e-8, atol=1e-8)
+    assert logdet.abs().max() < 1e-10                       # a shear: divergence 0, det 1
+
+
+def test_annulus_lift_field_checks_its_radii():
+    with pytest.raises(ValueError, match="0 < r1 < r2"):
+        th.AnnulusLiftField(2, r1=1.0, r2=0.5)

@@ -165,16 +165,31 @@ def adjoint_gradient_error(model, x, y, adjoint_rtol, adjoint_atol, loss_fn=None
 
 
 @torch.no_grad()
-def evaluate_with_solver(model, x, y, **settings):
-    """Accuracy (sign of the output vs labels -1/+1) and forward NFE of one solve of the
-    whole set with the solver ``settings`` (see :func:`solver_settings`)."""
+def evaluate_with_solver(model, x, y, batch_size=None, **settings):
+    """Accuracy (sign of the output vs labels -1/+1) and forward NFE with the solver
+    ``settings`` (see :func:`solver_settings`).
+
+    batch_size : None solves the whole set at once (``nfe`` is that solve's count); an int
+    solves consecutive batches of that size, as training does, and ``nfe`` is the mean count
+    per batch (``nfe_per_batch`` lists them): the cost a user of the model pays per batch.
+    """
     was_training = model.training
     model.eval()  # e.g. a regularised model solves the plain ODE in eval mode
+    counts, preds = [], []
+    step = len(x) if batch_size is None else int(batch_size)
+    if step < 1:
+        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     try:
         with solver_settings(model, **settings):
-            reset_nfe(model)
-            pred = model(x)
-            n = read_and_reset_nfe(model)
+            for i in range(0, len(x), step):
+                reset_nfe(model)
+                preds.append(model(x[i:i + step]))
+                counts.append(read_and_reset_nfe(model))
     finally:
         model.train(was_training)
-    return {"accuracy": (torch.sign(pred) == y).float().mean().item(), "nfe": n}
+    pred = torch.cat(preds)
+    out = {"accuracy": (torch.sign(pred) == y).float().mean().item(),
+           "nfe": counts[0] if batch_size is None else sum(counts) / len(counts)}
+    if batch_size is not None:
+        out["nfe_per_batch"] = counts
+    return out

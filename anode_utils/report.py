@@ -16,6 +16,8 @@ file holds them and that they mask figures but not claims.
 """
 import html
 
+#: Characters of a printed line that fit the book's output column (longer lines are cut off).
+WIDTH = 90
 #: Text that starts a measured figure in a printed line; the figure runs to the line's end.
 MEASURED = "[measured: "
 #: Invisible first line of a Markdown table of measured figures.
@@ -46,7 +48,9 @@ def claim(statement, holds, measured=None):
     verdict = bool(holds)
     line = f"{statement}: {verdict}"
     if measured is not None:
-        line += f"   {MEASURED}{_text(measured)}]"
+        tail = f"{MEASURED}{_text(measured)}]"
+        # the rendered output column holds about WIDTH characters: a long tail goes on its own line
+        line += f"   {tail}" if len(line) + 3 + len(tail) <= WIDTH else f"\n    {tail}"
     print(line)
 
 

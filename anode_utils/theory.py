@@ -287,6 +287,45 @@ def annulus_lift_anode(dim, r1=0.5, r2=1.0, T=1.0, **solver):
     return ODEBlock(AnnulusLiftField(dim, r1, r2, T), data_dim=dim, augment_dim=1, T=T, **solver)
 
 
+def _isotonic(y):
+    """Least-squares non-decreasing fit of a sequence (pool adjacent violators): list -> list."""
+    sums, counts = [], []
+    for v in y:
+        sums.append(float(v))
+        counts.append(1)
+        while len(sums) > 1 and sums[-2] / counts[-2] > sums[-1] / counts[-1]:
+            s, c = sums.pop(), counts.pop()
+            sums[-1] += s
+            counts[-1] += c
+    return [s / c for s, c in zip(sums, counts) for _ in range(c)]
+
+
+def monotone_fit_bound(x, y):
+    """What any monotone function of a 1-d input can achieve on (x, y): a NODE in d = 1 with a
+    linear readout is one (its flow preserves order, the readout is affine), so these bound it.
+
+    x : (n,) or (n, 1) inputs; y : (n,) or (n, 1) targets in {-1, +1}.
+    Returns (lowest MSE, highest sign accuracy) over non-decreasing and non-increasing
+    functions: the MSE by isotonic regression, the accuracy by the best single threshold.
+    """
+    x = torch.as_tensor(x).reshape(-1)
+    y = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"x and y must hold the same, positive number of points; got {len(x)} and {len(y)}")
+    ys = y[torch.argsort(x)].tolist()
+    best_mse = min(sum((a - b) ** 2 for a, b in zip(seq, _isotonic(seq))) / len(seq)
+                   for seq in (ys, [-v for v in ys]))
+    n, pos = len(ys), sum(v > 0 for v in ys)
+    best_acc, left_neg, left_pos = 0, 0, 0
+    for k in range(n + 1):   # threshold after the k-th smallest x
+        if k:
+            left_neg += ys[k - 1] < 0
+            left_pos += ys[k - 1] > 0
+        right_pos, right_neg = pos - left_pos, (n - pos) - left_neg
+        best_acc = max(best_acc, left_neg + right_pos, left_pos + right_neg)
+    return best_mse, best_acc / n
+
+
 def order_changes(traj):
     """Do 1-d trajectories ever swap order? traj (len(times), batch, 1) or (len(times), batch).
 

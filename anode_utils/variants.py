@@ -83,22 +83,43 @@ class SecondOrderField(CountingField):
 
 
 class SecondOrderODENet(_FlowModel):
-    """Position h(0) = x, velocity v(0) = 0 (the augmented part), acceleration learned.
+    """Second-order ODE (SONODE, Norcliffe et al., 2020): d^2h/dt^2 = g(h, v, t).
 
-    The state lives in R^(2d), like an ANODE with p = d, but the extra coordinates are
-    constrained to be the velocity of the first d. Shapes: x (batch, d) -> (batch, output_dim).
+    Position h(0) = x; velocity v(0) = W x + b learned from the input (``initial_velocity=
+    "learned"``, Norcliffe et al.'s choice; W, b start at zero, so training starts from v(0) = 0)
+    or fixed at 0 (``"zero"``); the class scores are read off the position h(T) alone
+    (``readout="position"``, theirs) or the whole state [h(T), v(T)] (``"state"``, which makes
+    the model an ANODE with p = d whose extra coordinates are constrained to be a velocity).
+    Shapes: x (batch, d) -> (batch, output_dim).
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, time_dependent=True, **solver):
+    def __init__(self, data_dim, output_dim=1, hidden_dim=32, time_dependent=True,
+                 initial_velocity="learned", readout="position", **solver):
         super().__init__()
         self.data_dim = check_pos_int("data_dim", data_dim)
         self.augment_dim = data_dim
+        if initial_velocity not in ("learned", "zero"):
+            raise ValueError(f"initial_velocity must be 'learned' or 'zero'; got {initial_velocity!r}")
+        if readout not in ("position", "state"):
+            raise ValueError(f"readout must be 'position' or 'state'; got {readout!r}")
         self.odeblock = ODEBlock(SecondOrderField(data_dim, hidden_dim, time_dependent),
                                  2 * data_dim, 0, **solver)
-        self.readout = nn.Linear(2 * data_dim, check_pos_int("output_dim", output_dim))
+        self.velocity = None
+        if initial_velocity == "learned":
+            self.velocity = nn.Linear(data_dim, data_dim)
+            nn.init.zeros_(self.velocity.weight)
+            nn.init.zeros_(self.velocity.bias)
+        self.read_position = readout == "position"
+        self.readout = nn.Linear(data_dim if self.read_position else 2 * data_dim,
+                                 check_pos_int("output_dim", output_dim))
 
     def initial_state(self, x):
-        return torch.cat([x, torch.zeros_like(x)], dim=1)
+        v0 = torch.zeros_like(x) if self.velocity is None else self.velocity(x)
+        return torch.cat([x, v0], dim=1)
+
+    def forward(self, x):
+        z = self.features(x)
+        return self.readout(z[:, :self.data_dim] if self.read_position else z)
 
 
 def matched_hidden_dim(build, target_params, lo=2, hi=512):

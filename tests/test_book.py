@@ -65,7 +65,7 @@ def test_chapter_states_claims(nb):
     """Every chapter stores at least one compared claim line ('...: True' / '...: False')."""
     text = ""
     for c in json.loads(nb.read_text())["cells"]:
-        if c["cell_type"] == "code" and "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"]):
+        if c["cell_type"] == "code" and "nbval-ignore-output" not in c.get("metadata", {}).get("tags", []):
             text += "".join("".join(o.get("text", "")) for o in c.get("outputs", []))
     assert re.search(r": (True|False)\b", text), f"{nb.name}: no stored claim line for nbval to compare"
 
@@ -85,7 +85,9 @@ def test_no_unstable_or_uncompared_outputs(nb):
         if c["cell_type"] != "code":
             continue
         src = "".join(c["source"])
-        ignored = "NBVAL_IGNORE_OUTPUT" in src or "NBVAL_SKIP" in src
+        tags = set(c.get("metadata", {}).get("tags", []))
+        ignored = ("NBVAL_IGNORE_OUTPUT" in src or "NBVAL_SKIP" in src
+                   or bool(tags & {"nbval-ignore-output", "nbval-skip"}))
         for o in c.get("outputs", []):
             if o.get("name") == "stderr" and not ignored:
                 pytest.fail(f"{nb.name}: a compared cell writes to stderr (warnings or progress bars): "
@@ -94,3 +96,17 @@ def test_no_unstable_or_uncompared_outputs(nb):
                 pytest.fail(f"{nb.name}: SVG figures are compared textually by nbval; use PNG")
             if o.get("output_type") == "error":
                 pytest.fail(f"{nb.name}: a cell stored an error")
+
+
+@pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
+def test_text_outputs_fit_the_rendered_column(nb):
+    """Printed lines wider than the book's output column are cut off on the page: use
+    report.table for tables and keep printed lines short."""
+    from anode_utils.report import WIDTH
+    wide = []
+    for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "stream":
+                wide += [(i, line) for line in "".join(o["text"]).splitlines() if len(line) > WIDTH]
+    assert not wide, f"{nb.name}: {len(wide)} printed lines wider than {WIDTH} characters, e.g. cell {wide[0][0]}: " \
+                     f"{wide[0][1][:120]!r}"

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import anode_utils as au
@@ -70,3 +71,16 @@ def test_saved_memory_counts_each_storage_once_and_skips_parameters():
         y = (x * x) @ w           # x saved twice by the product (same storage), x*x and w by matmul
         y.sum().backward()
     assert saved[0] == 2 * 100 * 100 * 4  # x once, x*x once, the parameter w not at all
+
+
+def test_evaluate_with_solver_per_batch_nfe():
+    from anode_utils import cost
+    torch.manual_seed(0)
+    model = au.ODENet(2, hidden_dim=8)
+    x, y = au.concentric_spheres(2, 50, 78, seed=0)
+    whole = cost.evaluate_with_solver(model, x, y)
+    batched = cost.evaluate_with_solver(model, x, y, batch_size=64)
+    assert len(batched["nfe_per_batch"]) == 2 and batched["nfe"] == sum(batched["nfe_per_batch"]) / 2
+    assert batched["accuracy"] == pytest.approx(whole["accuracy"], abs=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        cost.evaluate_with_solver(model, x, y, batch_size=0)

@@ -62,3 +62,10 @@ def test_measured_figure_must_be_one_line():
         report.claim("x", True, measured="a\nb")
     with pytest.raises(ValueError, match="cells"):
         report.markdown_table(["a", "b"], [[1]])
+
+
+def test_long_claims_put_the_figures_on_their_own_line(capsys):
+    report.claim("a" * 70, True, measured="x" * 30)
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == "a" * 70 + ": True" and second == "    [measured: " + "x" * 30 + "]"
+    assert sanitize(second) == "    [measured]"

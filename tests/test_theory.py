@@ -164,3 +164,22 @@ def test_annulus_lift_flow_inverts_and_preserves_volume():
 def test_annulus_lift_field_checks_its_radii():
     with pytest.raises(ValueError, match="0 < r1 < r2"):
         th.AnnulusLiftField(2, r1=1.0, r2=0.5)
+
+
+def test_monotone_fit_bound_of_three_blocks():
+    # labels +1 (a points), -1 (b points), +1 (c points) along the line: the best monotone fit
+    # pools two neighbouring blocks, MSE = min(4ab/(a+b), 4bc/(b+c)) / n
+    a, b, c = 30, 50, 20
+    x = torch.arange(a + b + c, dtype=torch.float64)
+    y = torch.cat([torch.ones(a), -torch.ones(b), torch.ones(c)])
+    mse, acc = th.monotone_fit_bound(x, y)
+    assert mse == pytest.approx(min(4 * a * b / (a + b), 4 * b * c / (b + c)) / (a + b + c))
+    assert acc == pytest.approx((b + a) / (a + b + c))
+
+
+def test_monotone_fit_bound_of_g_in_one_dimension_is_about_two_thirds():
+    x, y = au.concentric_spheres(1, 1000, 2000, seed=0)
+    mse, acc = th.monotone_fit_bound(x, y)
+    assert 0.6 < mse < 0.7 and 0.6 < acc < 0.7
+    sorted_y = y[torch.argsort(x[:, 0])]
+    assert th.monotone_fit_bound(torch.arange(3000), sorted_y) == (mse, acc)

@@ -130,3 +130,17 @@ def test_frobenius_estimator_matches_the_exact_jacobian_norm():
     mean, se = est.mean().item(), est.std().item() / n ** 0.5
     assert abs(mean - exact) < 4 * se, (mean, exact, se)
     assert se < 0.05 * exact  # the check has power: the standard error is small against the value
+
+
+def test_second_order_defaults_follow_norcliffe_et_al():
+    torch.manual_seed(0)
+    model = SecondOrderODENet(2)
+    x = torch.randn(5, 2)
+    assert torch.equal(model.initial_state(x)[:, 2:], torch.zeros(5, 2))   # v(0) = W x + b starts at 0
+    assert model.velocity is not None and model.readout.in_features == 2    # reads the position only
+    old = SecondOrderODENet(2, initial_velocity="zero", readout="state")
+    assert old.velocity is None and old.readout.in_features == 4
+    with pytest.raises(ValueError, match="initial_velocity"):
+        SecondOrderODENet(2, initial_velocity="random")
+    with pytest.raises(ValueError, match="readout"):
+        SecondOrderODENet(2, readout="velocity")

@@ -279,11 +279,14 @@ def test_float64_and_batch_of_one():
 
 @pytest.mark.parametrize("model_name,augment_dim", [("node", 0), ("anode", 1)])
 def test_training_nfe_histories_agree(model_name, augment_dim):
-    """Two epochs of the toy configuration (94 iterations): the same NFE at every iteration.
+    """Two epochs of the toy configuration (94 iterations), lean vs torchdiffeq.
 
-    The weights drift apart by rounding (and by torchdiffeq's first-step-size gradient), so
-    identical histories are not guaranteed forever; over two epochs they are, and the losses
-    agree to far below the seed-to-seed spread."""
+    The weights drift apart by rounding and by torchdiffeq's first-step-size gradient (~1e-4
+    relative a step), so a step count could in principle change where a solve ends within
+    rounding of another step boundary. Stated spread: at most 2 iterations with a different
+    forward NFE and mean NFE equal to 0.1 (seeds differ by several NFE); losses equal to
+    1e-2 (seeds differ by ~0.1). Observed on torch 2.14, one thread: identical NFE at every
+    iteration and losses equal to 5e-4."""
     histories = {}
     for backend in ("torchdiffeq", "lean"):
         cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=2, backend=backend)
@@ -293,9 +296,12 @@ def test_training_nfe_histories_agree(model_name, augment_dim):
                                    lr=cfg["lr"], seed=cfg["seed"])
     ref, lean = histories["torchdiffeq"], histories["lean"]
     assert ref.error is None and lean.error is None
-    assert lean.nfe_forward == ref.nfe_forward
-    assert lean.nfe_backward == ref.nfe_backward
-    assert max(abs(a - b) for a, b in zip(lean.loss, ref.loss)) < 1e-3
+    assert len(lean.nfe_forward) == len(ref.nfe_forward) == 94
+    assert sum(a != b for a, b in zip(lean.nfe_forward, ref.nfe_forward)) <= 2
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    assert abs(mean(lean.nfe_forward) - mean(ref.nfe_forward)) <= 0.1
+    assert lean.nfe_backward == ref.nfe_backward   # 0: no adjoint
+    assert max(abs(a - b) for a, b in zip(lean.loss, ref.loss)) < 1e-2
 
 
 def test_lean_dopri5_on_its_own():

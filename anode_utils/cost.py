@@ -109,15 +109,18 @@ def training_step_cost(model, x, y, loss_fn=None, repeats=1):
 @contextlib.contextmanager
 def solver_settings(model, **settings):
     """Temporarily change the ODE block's solver (method, rtol, atol, step_size, adjoint,
-    adjoint_rtol, adjoint_atol) of ``model``; the trained weights are untouched."""
-    from ._checks import check_positive, check_solver
+    adjoint_rtol, adjoint_atol, backend) of ``model``; the trained weights are untouched."""
+    from ._checks import check_choice, check_positive, check_solver
+    from .ode import BACKENDS
     blk = model.odeblock
     unknown = set(settings) - {"method", "rtol", "atol", "step_size", "adjoint", "adjoint_rtol",
-                               "adjoint_atol", "T"}
+                               "adjoint_atol", "T", "backend"}
     if unknown:
         raise ValueError(f"unknown solver setting(s) {sorted(unknown)}")
     if "method" in settings:
         check_solver(settings["method"])
+    if "backend" in settings:
+        check_choice("backend", settings["backend"], BACKENDS)
     for k in ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "T"):
         if settings.get(k) is not None:
             check_positive(k, settings[k])

@@ -28,6 +28,7 @@ DEFAULTS = dict(
     num_layers=10,                      # resnet only
     method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, T=1.0, max_num_steps=1000,
     step_size=None,                     # fixed-grid methods (euler, rk4, midpoint) only
+    backend="torchdiffeq",              # or "lean": same dopri5 steps, less overhead (ode.py)
     epochs=12, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
     kinetic=0.0, jacobian=0.0, end_time_jitter=0.0,   # cheap-flow regularisers (regularizers.py)
     data_seed=0, seed=0,
@@ -151,7 +152,7 @@ def make_model(cfg):
     out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
     solver = dict(T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"], atol=cfg["atol"],
                   adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"],
-                  step_size=cfg["step_size"])
+                  step_size=cfg["step_size"], backend=cfg.get("backend", "torchdiffeq"))
     if cfg["model"] == "resnet":
         return ResNet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["num_layers"], cfg["augment_dim"],
                       readout=cfg["readout"])

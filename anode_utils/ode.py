@@ -3,8 +3,13 @@ import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_data, check_nonneg_int,
+from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_choice, check_data, check_nonneg_int,
                       check_positive, check_solver, float_dtype)
+from .dopri5 import odeint_dopri5
+
+#: Solver implementations behind ``ODEBlock(backend=...)``: torchdiffeq (the reference the
+#: book explains) and the package's lean dopri5 (same steps, less overhead per step).
+BACKENDS = ("torchdiffeq", "lean")
 
 
 class SolverError(RuntimeError):
@@ -69,11 +74,13 @@ class ODEBlock(nn.Module):
     adjoint_rtol, adjoint_atol : tolerances of the adjoint solve (default: rtol, atol)
     step_size : float, step of fixed-grid methods (euler, rk4, midpoint)
     max_num_steps : int, adaptive solves that need more steps raise :class:`SolverError`
+    backend : 'torchdiffeq' (default) or 'lean': :mod:`anode_utils.dopri5`, the same dopri5
+        steps as torchdiffeq with less overhead per step (dopri5 only, no adjoint)
     """
 
     def __init__(self, field, data_dim, augment_dim=0, T=1.0, method="dopri5", rtol=1e-3,
                  atol=1e-3, adjoint=False, adjoint_rtol=None, adjoint_atol=None,
-                 step_size=None, max_num_steps=1000):
+                 step_size=None, max_num_steps=1000, backend="torchdiffeq"):
         super().__init__()
         self.field = field
         self.data_dim = check_nonneg_int("data_dim", data_dim)
@@ -89,6 +96,7 @@ class ODEBlock(nn.Module):
         self.step_size = None if step_size is None else check_positive("step_size", step_size)
         self.max_num_steps = check_nonneg_int("max_num_steps", max_num_steps)
         self.adjoint = bool(adjoint)
+        self.backend = check_choice("backend", backend, BACKENDS)
         field_dim = getattr(field, "dim", None)
         if field_dim is not None and field_dim != self.state_dim:
             raise ValueError(f"field.dim ({field_dim}) must equal data_dim + augment_dim "
@@ -111,6 +119,8 @@ class ODEBlock(nn.Module):
 
         Returns (len(times), batch, d + p). ``times`` may run backwards (T -> 0).
         """
+        if self.backend == "lean":
+            return self._solve_lean(h0, times)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
         last = _LastCall()
         hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
@@ -123,13 +133,36 @@ class ODEBlock(nn.Module):
         except (AssertionError, RuntimeError) as err:
             msg = str(err)
             if "max_num_steps" in msg or "underflow" in msg:
-                reason = _nonfinite_reason(self.field, h0, last)
-                if reason is not None:
-                    raise SolverError(f"{self.method} gave up ({msg}): {reason}.") from None
-                raise SolverError(
-                    f"{self.method} gave up ({msg}). The flow is too stiff for rtol={self.rtol}, "
-                    f"atol={self.atol}: lower the learning rate, add weight decay, raise "
-                    f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.") from None
+                raise self._solver_error(msg, _nonfinite_reason(self.field, h0, last)) from None
+            raise
+        finally:
+            if hook is not None:
+                hook.remove()
+            last.tensors = ()
+
+    def _solver_error(self, msg, reason=None):
+        if reason is not None:
+            return SolverError(f"{self.method} gave up ({msg}): {reason}.")
+        return SolverError(
+            f"{self.method} gave up ({msg}). The flow is too stiff for rtol={self.rtol}, "
+            f"atol={self.atol}: lower the learning rate, add weight decay, raise "
+            f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.")
+
+    def _solve_lean(self, h0, times):
+        # checked here, not in __init__, because solver settings may change after construction
+        # (anode_utils.cost.solver_settings)
+        if self.method != "dopri5" or self.adjoint:
+            raise ValueError(f"backend='lean' implements dopri5 with backpropagation through the "
+                             f"solver; got method={self.method!r}, adjoint={self.adjoint}. Use "
+                             f"backend='torchdiffeq' for other methods or the adjoint.")
+        last = _LastCall()
+        hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
+        try:
+            return odeint_dopri5(self.field, h0, times, self.rtol, self.atol, self.max_num_steps)
+        except RuntimeError as err:
+            msg = str(err)
+            if "max_num_steps" in msg or "underflow" in msg:
+                raise self._solver_error(msg, _nonfinite_reason(self.field, h0, last)) from None
             raise
         finally:
             if hook is not None:
@@ -154,4 +187,5 @@ class ODEBlock(nn.Module):
 
     def extra_repr(self):
         return (f"data_dim={self.data_dim}, augment_dim={self.augment_dim}, T={self.T}, "
-                f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, adjoint={self.adjoint}")
+                f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, adjoint={self.adjoint}"
+                + ("" if self.backend == "torchdiffeq" else f", backend={self.backend!r}"))

@@ -80,7 +80,8 @@ class RegularizedODENet(nn.Module):
         self.regblock = ODEBlock(self.regfield, blk.state_dim + 2, 0, T=blk.T, method=blk.method,
                                  rtol=blk.rtol, atol=blk.atol, adjoint=blk.adjoint,
                                  adjoint_rtol=blk.adjoint_rtol, adjoint_atol=blk.adjoint_atol,
-                                 step_size=blk.step_size, max_num_steps=blk.max_num_steps)
+                                 step_size=blk.step_size, max_num_steps=blk.max_num_steps,
+                                 backend=blk.backend)
         self.penalty = None
 
     @property

@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py                       # everything
     python benchmarks/benchmark.py --sections toy,adjoint  # a subset
+    python benchmarks/benchmark.py --sections profile      # where a step's time goes, per backend
 
 Toy configuration (paper Section 4.1 set-up): 2-d annulus, 1,000 points in ||x|| <= 0.5 and 2,000 in
 1 <= ||x|| <= 1.5, time-dependent MLP field of width 32, batch 64, Adam lr 1e-3, dopri5 at
@@ -24,10 +25,10 @@ from anode_utils.data import batches
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def toy_step_times(model_name, augment_dim, epochs=12):
+def toy_step_times(model_name, augment_dim, epochs=12, backend="torchdiffeq"):
     """Median seconds per training iteration, and forward/backward NFE at start and end."""
     torch.set_num_threads(1)
-    cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=epochs)
+    cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=epochs, backend=backend)
     (x, y), _ = au.make_data(cfg)
     model = au.make_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
@@ -116,7 +117,17 @@ def book_times():
     return out
 
 
-SECTIONS = ("toy", "parallel", "adjoint", "book")
+def profile_rows(iters=30):
+    """Step time vs the field's own time, per solver backend (benchmarks/profile_step.py)."""
+    import profile_step
+    out = {}
+    for name, p in (("node", 0), ("anode", 1)):
+        out[name], out[f"{name}_nfe_mismatches"] = profile_step.toy_profile(name, p, iters)
+    out["mnist32"], out["mnist32_nfe_mismatches"] = profile_step.image_profile()
+    return out
+
+
+SECTIONS = ("toy", "parallel", "adjoint", "profile", "book")
 
 
 def main(argv=None):
@@ -136,16 +147,17 @@ def main(argv=None):
     print(f"torch {report['torch']}, {report['machine']}")
     if "toy" in sections:
         print("\nToy annulus, 12 epochs, 1 thread")
-        print(f"{'model':6} {'ms/iter':>8} {'ms/iter @NFE20':>15} {'fwd NFE start':>14} {'fwd NFE end':>12} "
-              f"{'range':>8} {'bwd NFE':>8}")
+        print(f"{'model':6} {'backend':11} {'ms/iter':>8} {'ms/iter @NFE20':>15} {'fwd NFE start':>14} "
+              f"{'fwd NFE end':>12} {'range':>8} {'bwd NFE':>8}")
         for name, p in (("node", 0), ("anode", 1)):
-            r = toy_step_times(name, p)
-            report[f"toy_{name}"] = r
-            at20 = r["median_s_per_iter_by_nfe"].get(20)
-            print(f"{name:6} {1e3 * r['median_s_per_iter']:8.1f} "
-                  f"{(f'{1e3 * at20:.1f}' if at20 else '-'):>15} {r['nfe_forward_first_epoch']:14.1f} "
-                  f"{r['nfe_forward_last_epoch']:12.1f} {str(r['nfe_forward_range']):>8} "
-                  f"{r['nfe_backward_mean']:8.1f}")
+            for backend in ("torchdiffeq", "lean"):
+                r = toy_step_times(name, p, backend=backend)
+                report[f"toy_{name}" + ("" if backend == "torchdiffeq" else f"_{backend}")] = r
+                at20 = r["median_s_per_iter_by_nfe"].get(20)
+                print(f"{name:6} {backend:11} {1e3 * r['median_s_per_iter']:8.1f} "
+                      f"{(f'{1e3 * at20:.1f}' if at20 else '-'):>15} {r['nfe_forward_first_epoch']:14.1f} "
+                      f"{r['nfe_forward_last_epoch']:12.1f} {str(r['nfe_forward_range']):>8} "
+                      f"{r['nfe_backward_mean']:8.1f}")
     if "parallel" in sections:
         s = multi_seed_speedup()
         report["multi_seed"] = s
@@ -158,6 +170,14 @@ def main(argv=None):
         for k, v in a.items():
             print(f"{k:16} {1e3 * v['median_s_per_step']:8.1f} {v['nfe_forward']:8.1f} "
                   f"{v['nfe_backward']:8.1f} {v['saved_MiB']:15.3f} MiB")
+    if "profile" in sections:
+        import profile_step
+        report["profile"] = prof = profile_rows()
+        print("\nWhere a training step's time goes, per backend (CPU time, 1 thread; "
+              "benchmarks/profile_step.py)")
+        print(profile_step.HEADER)
+        for name in ("node", "anode", "mnist32"):
+            print("\n".join(profile_step.format_rows(name, prof[name])))
     if "book" in sections:
         report["book_s"] = book_times()
         print("\nBook execution (nbval-equivalent, seconds)")

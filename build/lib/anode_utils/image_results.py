@@ -1,0 +1,192 @@
+"""Results files of ``python -m anode_utils images``: one versioned format, written while
+training (atomically, under a lock, so several processes can fill one file with their seeds),
+and read back by name or path.
+
+A file holds the runs (one per seed) of ONE experiment: one model on one data set with one
+set of numerics. Layout (JSON)::
+
+    format          "anode_utils.image-results/1"
+    experiment      the options every run shares: dataset, model, filters, augment_dim,
+                    time_dependent, img_size, subset, test_subset, batch_size, lr,
+                    weight_decay, method, tol, step_size, adjoint, max_num_steps, tf32
+    num_parameters  of the model
+    provenance      of the latest write (command, versions incl. torchdiffeq/CUDA/cuDNN,
+                    hardware, GPU, TF32/matmul precision settings, date)
+    runs            sorted by seed; each:
+        seed, status ("running", "complete", "stopped", "failed"),
+        stopped_by (null, "max_iters", "max_seconds" or "error"),
+        iterations, epochs_completed, num_parameters, train_seconds,
+        history: loss, nfe_forward, nfe_backward, accuracy (training batch) per iteration;
+                 epoch_end (iteration count at each epoch's end); error (null or message)
+        test_accuracy_per_epoch, test_loss_per_epoch: after each completed epoch
+        test_accuracy, test_loss: when training stopped (null while running)
+        config: the full command-line configuration of the invocation that wrote the run
+        world_size, device, provenance: of that invocation
+        cuda_max_memory_gib: peak GPU memory allocated by this process (null on the CPU)
+
+Floats are rounded to 5 significant digits. A file may hold runs of different lengths (a
+wall-clock budget stops some early): ``status``/``stopped_by`` say which.
+"""
+import contextlib
+import hashlib
+import math
+import pathlib
+import tempfile
+
+from .provenance import provenance, read_json
+
+FORMAT = "anode_utils.image-results/1"
+SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
+#: Options that change the model or the numerics: a checkpoint resumes only with the same.
+CHECKPOINT_KEYS = ("dataset", "model", "filters", "augment_dim", "time_dependent", "img_size",
+                   "subset", "batch_size", "lr", "weight_decay", "method", "tol", "step_size",
+                   "adjoint", "max_num_steps", "tf32")
+#: Options every run of one results file shares (the test set too: accuracies must compare).
+EXPERIMENT_KEYS = CHECKPOINT_KEYS + ("test_subset",)
+
+
+def option(key):
+    """'augment_dim' -> '--augment-dim'."""
+    return "--" + key.replace("_", "-")
+
+
+def experiment_of(config):
+    """The :data:`EXPERIMENT_KEYS` part of a configuration dict."""
+    return {k: config.get(k) for k in EXPERIMENT_KEYS}
+
+
+def differences(old, new, keys):
+    """[(key, old value, new value)] for the keys where two configurations differ."""
+    return [(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
+
+
+def describe(diffs):
+    return "; ".join(f"{option(k)} {a!r} there, {b!r} now" for k, a, b in diffs)
+
+
+def _sig(x, digits=5):
+    if isinstance(x, bool) or x is None or isinstance(x, int):
+        return x
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}") if math.isfinite(x) else None
+    if isinstance(x, list):
+        return [_sig(v, digits) for v in x]
+    if isinstance(x, dict):
+        return {k: _sig(v, digits) for k, v in x.items()}
+    return x
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock for ``path`` held by this process (POSIX; a no-op elsewhere). The
+    lock file lives in the temp folder, so results folders stay clean."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    key = hashlib.md5(str(pathlib.Path(path).resolve()).encode()).hexdigest()[:16]
+    with open(pathlib.Path(tempfile.gettempdir()) / f"anode_utils-{key}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_existing(path, experiment):
+    """The results file at ``path`` if it can take runs of ``experiment``; None if there is no
+    file. Raises ValueError naming the file when it is not an image results file or holds
+    another experiment (then nothing in it is ever overwritten)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return None
+    try:
+        res = read_json(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--out {path} exists but is not readable JSON ({err}); move it away or "
+                         f"pass another --out") from None
+    if not isinstance(res, dict) or res.get("format") != FORMAT:
+        found = res.get("format") if isinstance(res, dict) else None
+        raise ValueError(f"--out {path} exists and is not an image results file (format {found!r}, "
+                         f"expected {FORMAT!r}); it is left alone: pass another --out")
+    diffs = differences(res["experiment"], experiment, EXPERIMENT_KEYS)
+    if diffs:
+        raise ValueError(f"--out {path} holds runs (seeds {seeds_in(res)}) of another experiment "
+                         f"({describe(diffs)}); they are left alone: pass another --out, or the "
+                         f"same options to add seeds to it")
+    return res
+
+
+def seeds_in(results):
+    return [r["seed"] for r in results.get("runs", [])]
+
+
+def write_run(path, experiment, run, num_parameters, argv=None):
+    """Insert or replace (same seed) one run in the results file at ``path``, atomically and
+    under a lock: runs of other seeds already there are kept. Returns the file's content."""
+    from .cli_toy import write_results  # atomic, each flat list on one line
+    path = pathlib.Path(path)
+    with _locked(path):
+        res = read_existing(path, experiment) or {"format": FORMAT, "experiment": experiment, "runs": []}
+        runs = [r for r in res["runs"] if r["seed"] != run["seed"]] + [_sig(run)]
+        res = {"format": FORMAT, "experiment": experiment, "num_parameters": num_parameters,
+               "provenance": _sig(run.get("provenance") or provenance(argv)),
+               "runs": sorted(runs, key=lambda r: r["seed"])}
+        write_results(path, res)
+    return res
+
+
+def load_image_results(name):
+    """An image results file: a path, or the name of a file shipped in
+    ``anode_utils/results/images/`` (``'mnist_node'`` or ``'images/mnist_node'``; see
+    :func:`anode_utils.resources.results_path`). Raises ValueError for another format."""
+    from .resources import available_results, results_path
+    p = pathlib.Path(name)
+    if p.suffix == ".json":
+        if not p.is_file():
+            raise FileNotFoundError(f"no image results file at {p}")
+        path = p
+    else:
+        name = p.as_posix() if p.parts and p.parts[0] == "images" else f"images/{p.as_posix()}"
+        try:
+            path = results_path(name)
+        except FileNotFoundError:
+            shipped = ", ".join(available_results("images")) or "none yet"
+            raise FileNotFoundError(f"no results file {name!r} in the package (shipped image results: "
+                                    f"{shipped}); pass the path of a .json file instead") from None
+    res = read_json(path)
+    if not isinstance(res, dict) or res.get("format") != FORMAT:
+        found = res.get("format") if isinstance(res, dict) else None
+        raise ValueError(f"{path} is not an image results file (format {found!r}, expected {FORMAT!r})")
+    return res
+
+
+def image_histories(results, complete_only=False):
+    """One :class:`~anode_utils.training.History` per run (per-epoch test metrics as val_*)."""
+    from .training import History
+    out = []
+    for r in results["runs"]:
+        if complete_only and r["status"] != "complete":
+            continue
+        h = dict(r["history"], val_loss=r.get("test_loss_per_epoch", []),
+                 val_accuracy=r.get("test_accuracy_per_epoch", []))
+        out.append(History.from_dict(h))
+    return out
+
+
+def summary(results):
+    """Per run: seed, status, iterations, epochs, final test accuracy, mean forward NFE over
+    the last completed epoch (or over all iterations when no epoch completed)."""
+    rows = []
+    for r, h in zip(results["runs"], image_histories(results)):
+        means = h.epoch_means("nfe_forward")
+        nfe = means[-1] if means else (sum(h.nfe_forward) / len(h) if len(h) else None)
+        rows.append({"seed": r["seed"], "status": r["status"], "iterations": r["iterations"],
+                     "epochs_completed": r["epochs_completed"], "test_accuracy": r["test_accuracy"],
+                     "nfe_forward_last_epoch": nfe})
+    return rows
+
+
+__all__ = ["CHECKPOINT_KEYS", "EXPERIMENT_KEYS", "FORMAT", "experiment_of", "image_histories",
+           "load_image_results", "read_existing", "summary", "write_run"]

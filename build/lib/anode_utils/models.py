@@ -1,0 +1,121 @@
+"""NODE / ANODE (ODE block + linear readout) and the discrete ResNet baseline."""
+import torch
+from torch import nn
+
+from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
+                      float_dtype)
+from .fields import CountingField, MLPField
+from .ode import ODEBlock, augment
+
+
+class ODENet(nn.Module):
+    """g(x) = L(phi_T([x, 0_p])): a NODE when ``augment_dim == 0``, an ANODE when p > 0.
+
+    Shapes: x (batch, data_dim) -> (batch, output_dim). With ``readout=False`` the model
+    returns the features h(T) itself, (batch, data_dim + augment_dim): a bare ODE flow.
+    Solver keywords (method, rtol, atol, adjoint, T, step_size, ...) go to :class:`ODEBlock`.
+    """
+
+    def __init__(self, data_dim, output_dim=1, hidden_dim=32, augment_dim=0, time_dependent=True,
+                 num_hidden_layers=2, activation="relu", readout=True, **solver):
+        super().__init__()
+        data_dim = check_pos_int("data_dim", data_dim)
+        augment_dim = check_nonneg_int("augment_dim", augment_dim)
+        field = MLPField(data_dim + augment_dim, hidden_dim, num_hidden_layers, time_dependent,
+                         activation)
+        self.odeblock = ODEBlock(field, data_dim, augment_dim, **solver)
+        self.output_dim = check_pos_int("output_dim", output_dim)
+        if readout:
+            self.readout = nn.Linear(data_dim + augment_dim, output_dim)
+        else:
+            if output_dim != data_dim + augment_dim:
+                raise ValueError(f"readout=False returns the features, so output_dim must equal "
+                                 f"data_dim + augment_dim = {data_dim + augment_dim}; got {output_dim}")
+            self.readout = nn.Identity()
+
+    @property
+    def data_dim(self):
+        return self.odeblock.data_dim
+
+    @property
+    def augment_dim(self):
+        return self.odeblock.augment_dim
+
+    @property
+    def field(self):
+        return self.odeblock.field
+
+    def features(self, x):
+        """phi_T(x): (batch, data_dim) -> (batch, data_dim + augment_dim)."""
+        return self.odeblock(x)
+
+    def trajectory(self, x, times):
+        """h(t) at ``times``: (batch, data_dim) -> (len(times), batch, data_dim + augment_dim)."""
+        return self.odeblock(x, times)
+
+    def forward(self, x):
+        return self.readout(self.odeblock(x))
+
+
+class ResidualBlock(CountingField):
+    """One ResNet layer's residual function f_k(h); counts evaluations like a field."""
+
+    def __init__(self, dim, hidden_dim):
+        super().__init__()
+        self.dim = dim
+        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim),
+                                 nn.ReLU(), nn.Linear(hidden_dim, dim))
+
+    def forward(self, t, h):
+        self.nfe += 1
+        return self.net(h)
+
+
+class ResNet(nn.Module):
+    """Discrete baseline: h_{k+1} = h_k + dt * f_k(h_k), k = 0..num_layers-1, dt = T / num_layers.
+
+    Each layer has its own MLP (the paper's ResNet); with ``dt = 1`` this is the usual
+    residual update. Same readout/augmentation conventions as :class:`ODENet`.
+    Shapes: x (batch, data_dim) -> (batch, output_dim).
+    """
+
+    def __init__(self, data_dim, output_dim=1, hidden_dim=32, num_layers=10, augment_dim=0, T=None,
+                 readout=True):
+        super().__init__()
+        self.data_dim = check_pos_int("data_dim", data_dim)
+        self.augment_dim = check_nonneg_int("augment_dim", augment_dim)
+        self.num_layers = check_pos_int("num_layers", num_layers)
+        self.dt = 1.0 if T is None else check_positive("T", T) / num_layers
+        dim = data_dim + augment_dim
+        self.blocks = nn.ModuleList(ResidualBlock(dim, check_pos_int("hidden_dim", hidden_dim))
+                                    for _ in range(num_layers))
+        if readout:
+            self.readout = nn.Linear(dim, check_pos_int("output_dim", output_dim))
+        else:
+            if output_dim != dim:
+                raise ValueError(f"readout=False returns the features, so output_dim must equal "
+                                 f"data_dim + augment_dim = {dim}; got {output_dim}")
+            self.readout = nn.Identity()
+
+    def trajectory(self, x):
+        """Hidden states h_0..h_L: (batch, data_dim) -> (num_layers + 1, batch, dim).
+
+        x must be non-empty, finite and of the parameters' dtype (ValueError otherwise)."""
+        check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
+        h = augment(x, self.augment_dim)
+        hs = [h]
+        for k, block in enumerate(self.blocks):
+            h = h + self.dt * block(None, h)
+            hs.append(h)
+        return torch.stack(hs)
+
+    def features(self, x):
+        return self.trajectory(x)[-1]
+
+    def forward(self, x):
+        return self.readout(self.features(x))
+
+
+def count_parameters(model):
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -57,7 +57,7 @@ FIELD_CHECKS = dict(
     step_size=check_optional_positive, epochs=check_nonneg_int, batch_size=check_pos_int,
     lr=check_positive, weight_decay=check_nonneg, loss=_choice(TOY_LOSSES),
     kinetic=check_nonneg, jacobian=check_nonneg, end_time_jitter=check_nonneg,
-    data_seed=check_nonneg_int, seed=check_nonneg_int,
+    data_seed=check_nonneg_int, seed=check_nonneg_int, backend=_choice(("torchdiffeq", "lean")),
 )
 
 

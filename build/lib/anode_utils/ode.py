@@ -186,6 +186,9 @@ class ODEBlock(nn.Module):
         return self.solve(h0, t)
 
     def extra_repr(self):
+        # short enough for the book's output column; the defaults (direct backprop, torchdiffeq)
+        # are left out
         return (f"data_dim={self.data_dim}, augment_dim={self.augment_dim}, T={self.T}, "
-                f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}, adjoint={self.adjoint}"
+                f"method={self.method!r}, rtol={self.rtol}, atol={self.atol}"
+                + (", adjoint=True" if self.adjoint else "")
                 + ("" if self.backend == "torchdiffeq" else f", backend={self.backend!r}"))

@@ -56,7 +56,8 @@ def claim(statement, holds, measured=None):
 
 def measured(label, figures):
     """Print ``label [measured: figures]``: a line of exact figures that nbval does not compare."""
-    print(f"{label} {MEASURED}{_text(figures)}]")
+    tail = f"{MEASURED}{_text(figures)}]"
+    print(f"{label} {tail}" if len(label) + 1 + len(tail) <= WIDTH else f"{label}\n    {tail}")
 
 
 def markdown_table(header, rows, floatfmt=".3f"):

@@ -7,6 +7,7 @@ another empty folder, with the package imported from the wheel, never from this 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -19,8 +20,13 @@ CHAPTERS = ["04_annulus_experiments", "05_augmented_node", "06_generalization", 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"  # build from a copy: setuptools writes build/ and *.egg-info next to the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "anode_utils", src / "anode_utils", ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"),
-                            str(ROOT)], capture_output=True, text=True)
+                            str(src)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp / "dist").glob("anode_utils-*.whl"))
     site = tmp / "site"

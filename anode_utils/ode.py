@@ -122,14 +122,19 @@ class ODEBlock(nn.Module):
         if self.backend == "lean":
             return self._solve_lean(h0, times)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
+        if self.adjoint:
+            return self._guarded(h0, lambda: odeint_adjoint(
+                self.field, h0, times, adjoint_rtol=self.adjoint_rtol, adjoint_atol=self.adjoint_atol,
+                adjoint_options=self._options(), **kwargs))
+        return self._guarded(h0, lambda: odeint(self.field, h0, times, **kwargs))
+
+    def _guarded(self, h0, run):
+        """``run()`` with a give-up of the solver turned into :class:`SolverError`, which says
+        whether the state had become non-finite (the field's last call is watched for that)."""
         last = _LastCall()
         hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
         try:
-            if self.adjoint:
-                return odeint_adjoint(self.field, h0, times, adjoint_rtol=self.adjoint_rtol,
-                                      adjoint_atol=self.adjoint_atol,
-                                      adjoint_options=self._options(), **kwargs)
-            return odeint(self.field, h0, times, **kwargs)
+            return run()
         except (AssertionError, RuntimeError) as err:
             msg = str(err)
             if "max_num_steps" in msg or "underflow" in msg:
@@ -155,19 +160,8 @@ class ODEBlock(nn.Module):
             raise ValueError(f"backend='lean' implements dopri5 with backpropagation through the "
                              f"solver; got method={self.method!r}, adjoint={self.adjoint}. Use "
                              f"backend='torchdiffeq' for other methods or the adjoint.")
-        last = _LastCall()
-        hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
-        try:
-            return odeint_dopri5(self.field, h0, times, self.rtol, self.atol, self.max_num_steps)
-        except RuntimeError as err:
-            msg = str(err)
-            if "max_num_steps" in msg or "underflow" in msg:
-                raise self._solver_error(msg, _nonfinite_reason(self.field, h0, last)) from None
-            raise
-        finally:
-            if hook is not None:
-                hook.remove()
-            last.tensors = ()
+        return self._guarded(h0, lambda: odeint_dopri5(self.field, h0, times, self.rtol, self.atol,
+                                                       self.max_num_steps))
 
     def forward(self, x, times=None):
         """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.

@@ -1,6 +1,6 @@
 """anode_utils: the models, data, training loops, NFE counters and plots of the book
 *Augmented Neural ODEs, reproduced*."""
-from . import experiments, notebook, plots, report
+from . import experiments, notebook, plots, report, stats
 from .data import (angular_split, batches, concentric_spheres, grid_2d, map_1d,
                    separable_spheres)
 from .experiments import (DEFAULTS, histories, load_model, make_config, make_data, make_model,

@@ -1,0 +1,21 @@
+"""Comparing results over seeds: the rule the claims page and the chapters apply."""
+import numpy as np
+
+
+def standard_error(*samples):
+    """Standard error of a mean (one sample) or of a difference of independent means (two):
+    sqrt(sum s_i^2 / n_i) with sample standard deviations s_i (ddof = 1). samples: 1-d arrays."""
+    arrays = [np.asarray(s, dtype=float).reshape(-1) for s in samples]
+    if not arrays or any(len(a) < 2 for a in arrays):
+        raise ValueError("each sample needs at least two values (seeds) for a standard error")
+    return float(np.sqrt(sum(a.var(ddof=1) / len(a) for a in arrays)))
+
+
+def clearly_below(a, b, k=2.0):
+    """True when mean(a) < mean(b) by more than ``k`` standard errors of the difference: the
+    comparison rule of the claims page (a difference smaller than that is within seed noise)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bool(b.mean() - a.mean() > k * standard_error(a, b))
+
+
+__all__ = ["clearly_below", "standard_error"]

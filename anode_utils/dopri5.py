@@ -185,6 +185,16 @@ def _find_callback(field, name):
     return getattr(field, name) if hasattr(type(field), name) else None
 
 
+class GaveUp(RuntimeError):
+    """The solver gave up ('max_num_steps exceeded' or 'underflow in dt', torchdiffeq's words).
+    ``tensors`` holds the state and the stages of the last attempted step, so the caller can
+    tell a non-finite state from a stiff one without watching every field call."""
+
+    def __init__(self, message, tensors=()):
+        super().__init__(message)
+        self.tensors = tuple(tensors)
+
+
 def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
     """Solve dy/dt = field(t, y), y(times[0]) = y0, and return y at ``times``.
 
@@ -195,9 +205,9 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
     times : 1-d tensor, strictly increasing or strictly decreasing.
     rtol, atol : floats. max_num_steps : attempted steps allowed per output interval.
 
-    Returns a tensor of shape (len(times), *y0.shape); entry 0 is y0. Raises RuntimeError
-    with 'max_num_steps exceeded' or 'underflow in dt' when the solver gives up, as
-    torchdiffeq does (:class:`anode_utils.ode.ODEBlock` turns both into SolverError); a
+    Returns a tensor of shape (len(times), *y0.shape); entry 0 is y0. Raises :class:`GaveUp`
+    (a RuntimeError) with 'max_num_steps exceeded' or 'underflow in dt' when the solver gives
+    up, as torchdiffeq does (:class:`anode_utils.ode.ODEBlock` turns both into SolverError); a
     non-finite state makes the step size NaN and so ends in the same underflow.
     """
     tab = _tableau(y0.dtype)
@@ -232,14 +242,14 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
     with torch.no_grad():
         abs_y = y0.abs()
         dt = _initial_step(call, t0, y0, k0 if sign > 0 else -k0, abs_y, rtol, atol, T)
-    y = y0
+    y, ks = y0, [k0]
     last = (t0, t0, y0, None, None)   # the last accepted step: t0, t1, y0, stages, dt
     out = [y0]
     for t_out in ts[1:]:
         n_steps = 0
         while t_out > last[1]:
             if n_steps >= max_num_steps:
-                raise RuntimeError(f"max_num_steps exceeded ({n_steps}>={max_num_steps})")
+                raise GaveUp(f"max_num_steps exceeded ({n_steps}>={max_num_steps})", (y, *ks))
             n_steps += 1
             t0 = last[1]
             if not math.isfinite(dt):
@@ -248,7 +258,7 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
                 callback(cb_step, t0, y, dt)
             t1 = t0 + dt
             if not t1 > t0:
-                raise RuntimeError(f"underflow in dt {dt}")
+                raise GaveUp(f"underflow in dt {dt}", (y, *ks))
             # stage weights a * dt and times t0 + c * dt in the state's dtype, the c = 1
             # stages just below t1 (torchdiffeq's Perturb.PREV), as torchdiffeq forms them
             t0_, dt_, t1_ = T(t0), T(dt), T(t1)

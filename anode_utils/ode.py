@@ -5,7 +5,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_choice, check_data, check_nonneg_int,
                       check_positive, check_solver, float_dtype)
-from .dopri5 import odeint_dopri5
+from .dopri5 import GaveUp, odeint_dopri5
 
 #: Solver implementations behind ``ODEBlock(backend=...)``: torchdiffeq (the reference the
 #: book explains) and the package's lean dopri5 (same steps, less overhead per step).
@@ -128,16 +128,21 @@ class ODEBlock(nn.Module):
                 adjoint_options=self._options(), **kwargs))
         return self._guarded(h0, lambda: odeint(self.field, h0, times, **kwargs))
 
-    def _guarded(self, h0, run):
+    def _guarded(self, h0, run, watch=True):
         """``run()`` with a give-up of the solver turned into :class:`SolverError`, which says
-        whether the state had become non-finite (the field's last call is watched for that)."""
+        whether the state had become non-finite. torchdiffeq's solve is watched (a forward hook
+        keeps the field's last call); the lean solver hands its last state and stages over in
+        the exception instead (``watch=False``), because a hook slows every field call."""
         last = _LastCall()
-        hook = self.field.register_forward_hook(last) if isinstance(self.field, nn.Module) else None
+        hook = (self.field.register_forward_hook(last)
+                if watch and isinstance(self.field, nn.Module) else None)
         try:
             return run()
         except (AssertionError, RuntimeError) as err:
             msg = str(err)
             if "max_num_steps" in msg or "underflow" in msg:
+                if isinstance(err, GaveUp):
+                    last.tensors = err.tensors
                 raise self._solver_error(msg, _nonfinite_reason(self.field, h0, last)) from None
             raise
         finally:
@@ -161,7 +166,7 @@ class ODEBlock(nn.Module):
                              f"solver; got method={self.method!r}, adjoint={self.adjoint}. Use "
                              f"backend='torchdiffeq' for other methods or the adjoint.")
         return self._guarded(h0, lambda: odeint_dopri5(self.field, h0, times, self.rtol, self.atol,
-                                                       self.max_num_steps))
+                                                       self.max_num_steps), watch=False)
 
     def forward(self, x, times=None):
         """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.

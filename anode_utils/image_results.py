@@ -188,5 +188,58 @@ def summary(results):
     return rows
 
 
-__all__ = ["CHECKPOINT_KEYS", "EXPERIMENT_KEYS", "FORMAT", "experiment_of", "image_histories",
-           "load_image_results", "read_existing", "summary", "write_run"]
+def seed_metrics(results):
+    """Per complete run, by seed: ``loss`` and ``nfe`` (training loss and forward NFE averaged
+    over the last epoch's iterations, single batches being noisy) and ``test_accuracy`` (after
+    the last epoch). Runs stopped early or failed are left out."""
+    out = {}
+    for r, h in zip(results["runs"], image_histories(results)):
+        if r["status"] != "complete" or not h.epoch_end:
+            continue
+        out[r["seed"]] = {"loss": h.epoch_means("loss")[-1], "nfe": h.epoch_means("nfe_forward")[-1],
+                          "test_accuracy": r["test_accuracy"]}
+    return out
+
+
+#: The paper's Section 5.2 claims (Figs 10-11, Table 1), each a comparison of NODE and ANODE
+#: in one metric of :func:`seed_metrics`: (metric, claim, direction the ANODE should move it).
+SECTION_52_CLAIMS = (
+    ("nfe", "ANODE needs fewer function evaluations than the NODE", "lower"),
+    ("loss", "ANODE reaches a lower training loss than the NODE", "lower"),
+    ("test_accuracy", "ANODE reaches a higher test accuracy than the NODE", "higher"),
+)
+_METRIC_WORDS = {"nfe": "forward NFE (last-epoch mean)", "loss": "training loss (last-epoch mean)",
+                 "test_accuracy": "test accuracy"}
+
+
+def section52_claims(node, anode, k=2.0):
+    """The three Section 5.2 claims tested on a NODE and an ANODE results file with the book's
+    comparison rule (:func:`anode_utils.stats.clearly_below`: the seed means differ in the
+    claimed direction by more than ``k`` standard errors). Returns one dict per claim:
+    ``metric``, ``claim``, ``test``, ``node`` and ``anode`` (per-seed values, seeds in order),
+    ``ok``, ``count`` (seeds run with both models where the ANODE is on the claimed side) and
+    ``seeds``. Needs at least two complete runs of each model."""
+    from .stats import clearly_below
+    m_node, m_anode = seed_metrics(node), seed_metrics(anode)
+    for name, m in (("NODE", m_node), ("ANODE", m_anode)):
+        if len(m) < 2:
+            raise ValueError(f"the {name} results hold {len(m)} complete run(s); comparing means "
+                             f"over seeds needs at least two")
+    both = sorted(set(m_node) & set(m_anode))
+    rows = []
+    for metric, claim, direction in SECTION_52_CLAIMS:
+        a = [m_anode[s][metric] for s in sorted(m_anode)]
+        n = [m_node[s][metric] for s in sorted(m_node)]
+        ok = clearly_below(a, n, k) if direction == "lower" else clearly_below(n, a, k)
+        side = (lambda s: m_anode[s][metric] < m_node[s][metric]) if direction == "lower" else \
+            (lambda s: m_anode[s][metric] > m_node[s][metric])
+        rows.append({"metric": metric, "claim": claim,
+                     "test": f"{_METRIC_WORDS[metric]}: ANODE {direction} than NODE by more than "
+                             f"{k:g} standard errors of the difference of seed means",
+                     "node": n, "anode": a, "ok": ok, "count": sum(map(side, both)), "seeds": len(both)})
+    return rows
+
+
+__all__ = ["CHECKPOINT_KEYS", "EXPERIMENT_KEYS", "FORMAT", "SECTION_52_CLAIMS", "experiment_of",
+           "image_histories", "load_image_results", "read_existing", "section52_claims", "seed_metrics",
+           "summary", "write_run"]

@@ -324,3 +324,32 @@ def test_figures_of_runs_cut_short_by_a_budget():
     plots_images.plot_image_series(short, "nfe_forward", window=10)  # window wider than the run
     with pytest.raises(ValueError, match="no completed epoch"):
         plots_images.plot_accuracy_vs_nfe(short)
+
+
+# ----------------------------------------------------------------------------- Section 5.2 claims
+
+def test_seed_metrics_average_the_last_epoch_and_skip_unfinished_runs():
+    res = fake_results("node", nfe0=20)
+    res["runs"][2]["status"] = "stopped"
+    m = image_results.seed_metrics(res)
+    assert sorted(m) == [0, 1]
+    assert m[0]["nfe"] == 32 and m[1]["nfe"] == 38          # iterations 20-29: nfe0 + 12 (+ 6 for odd seeds)
+    assert m[0]["loss"] == pytest.approx(sum(2.3 * math.exp(-i / 10) for i in range(20, 30)) / 10)
+    assert m[1]["test_accuracy"] == 0.95
+
+
+def test_section52_claims_apply_the_two_standard_error_rule():
+    node, anode = fake_results("node", nfe0=26), fake_results("anode", nfe0=14)
+    for r in anode["runs"]:
+        r["test_accuracy"] = 0.97 + 0.001 * r["seed"]
+    rows = {r["metric"]: r for r in image_results.section52_claims(node, anode)}
+    assert rows["nfe"]["ok"] and rows["nfe"]["count"] == 3       # 12 fewer evaluations, seed spread ~3.5
+    assert not rows["loss"]["ok"] and rows["loss"]["count"] == 0  # identical losses: not lower
+    assert rows["test_accuracy"]["ok"] and rows["test_accuracy"]["seeds"] == 3
+    # a difference inside the seed noise is not a reproduction
+    for r in anode["runs"]:
+        r["test_accuracy"] = 0.95 + (0.02 if r["seed"] == 0 else -0.005)
+    assert not {r["metric"]: r for r in image_results.section52_claims(node, anode)}["test_accuracy"]["ok"]
+    anode["runs"] = anode["runs"][:1]
+    with pytest.raises(ValueError, match="ANODE results hold 1 complete run"):
+        image_results.section52_claims(node, anode)

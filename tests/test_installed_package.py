@@ -14,7 +14,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CHAPTERS = ["04_annulus_experiments", "05_augmented_node", "06_generalization", "claims"]
+CHAPTERS = ["04_annulus_experiments", "05_augmented_node", "06_generalization", "07_images", "claims"]
 
 
 @pytest.fixture(scope="module")

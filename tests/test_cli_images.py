@@ -83,6 +83,8 @@ BAD_OPTIONS = [
     (["--device", "tpu"], "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (["--model", "node"], "--model node means no augmentation"),
     (["--augment-dim", "0"], "--model anode needs --augment-dim > 0"),
+    (["--backend", "lean", "--adjoint"], "--backend lean implements dopri5 with backpropagation"),
+    (["--backend", "lean", "--method", "rk4"], "--backend lean implements dopri5 with backpropagation"),
 ]
 
 
@@ -100,6 +102,7 @@ def test_cuda_without_a_gpu_says_so(no_data):
 
 def test_option_types_are_checked_in_run_config(no_data):
     for bad, message in ((dict(batch_size="256"), "--batch-size must be a positive integer"),
+                         (dict(backend="fast"), "--backend must be one of torchdiffeq, lean"),
                          (dict(lr="fast"), "--lr must be a positive finite number"),
                          (dict(seed=1.5), "--seeds must be a non-negative integer"),
                          (dict(time_dependent="yes"), "--time-dependent must be True or False"),
@@ -122,6 +125,16 @@ def test_time_input_is_on_by_default_and_can_be_switched_off():
     cli_images.add_arguments(parser)
     assert cli_images.build_model(parser.parse_args([])).field.time_dependent
     assert not cli_images.build_model(parser.parse_args(["--no-time-dependent"])).field.time_dependent
+
+
+def test_backend_switch_reaches_the_model_and_stays_out_of_the_experiment():
+    """--backend picks the solver implementation; it takes the same steps (tests/
+    test_solver_backend.py), so it does not tell one experiment or checkpoint from another."""
+    parser = argparse.ArgumentParser()
+    cli_images.add_arguments(parser)
+    assert cli_images.build_model(parser.parse_args([])).odeblock.backend == "torchdiffeq"
+    assert cli_images.build_model(parser.parse_args(["--backend", "lean"])).odeblock.backend == "lean"
+    assert "backend" not in image_results.CHECKPOINT_KEYS + image_results.EXPERIMENT_KEYS
 
 
 @pytest.mark.parametrize("dataset,model,expected", [

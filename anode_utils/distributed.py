@@ -33,7 +33,7 @@ import os
 import torch
 
 from .nfe import read_and_reset_nfe
-from .ode import SolverError
+from .ode import SolverError, backward_guard
 
 
 class DistributedTrainingError(SolverError):
@@ -155,7 +155,8 @@ def train_step(model, optimizer, loss_fn, xb, yb, weight, iteration=None):
             else:
                 # regularised models leave a penalty to add; the history keeps the data loss
                 penalty = getattr(model, "penalty", None)
-                (batch_loss if penalty is None else batch_loss + penalty).backward()
+                with backward_guard():
+                    (batch_loss if penalty is None else batch_loss + penalty).backward()
     except SolverError as err:
         failure = str(err)
     agree_on_failure(failure, device, iteration)

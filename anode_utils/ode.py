@@ -1,4 +1,6 @@
 """The ODE block: append p zeros, solve dh/dt = f(h, t) on [0, T] with torchdiffeq."""
+import contextlib
+
 import torch
 from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
@@ -20,6 +22,23 @@ class SolverError(RuntimeError):
     rtol/atol. When the state (or the field's parameters) became non-finite (NaN/inf) the
     message says so instead: the inputs hold NaN/inf, or training diverged.
     """
+
+
+@contextlib.contextmanager
+def backward_guard():
+    """Run ``loss.backward()`` inside this so that a give-up of the adjoint method's backward
+    solve (torchdiffeq raises it from inside autograd) becomes a :class:`SolverError` that says
+    what to do, as a forward give-up does. Other errors pass unchanged."""
+    try:
+        yield
+    except (AssertionError, RuntimeError) as err:
+        msg = str(err)
+        if isinstance(err, SolverError) or not ("max_num_steps" in msg or "underflow" in msg):
+            raise
+        raise SolverError(
+            f"the backward (adjoint) solve gave up ({msg}): the adjoint ODE is too stiff for its "
+            f"tolerances; raise max_num_steps, loosen adjoint_rtol/adjoint_atol, lower the learning "
+            f"rate, or backpropagate through the solver (adjoint=False)") from None
 
 
 def _all_finite(tensors):

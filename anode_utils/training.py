@@ -11,7 +11,7 @@ from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int,
                       float_dtype)
 from .data import batches
 from .nfe import read_and_reset_nfe, reset_nfe
-from .ode import SolverError
+from .ode import SolverError, backward_guard
 
 LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
 
@@ -272,7 +272,8 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                     penalty = getattr(model, "penalty", None)
                     objective = batch_loss if penalty is None else batch_loss + penalty
                     _stop_if_not_finite(objective, len(history.loss) + 1)
-                    objective.backward()
+                    with backward_guard():
+                        objective.backward()
                     optimizer.step()
                     nfe_b = read_and_reset_nfe(model)
                 record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]

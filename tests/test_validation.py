@@ -275,6 +275,31 @@ def test_solver_failure_when_the_state_becomes_non_finite_says_so():
     assert "stiff" not in str(err.value)
 
 
+def _stiff_adjoint_model():
+    """Forward at rtol = atol = 1e-3 takes a few steps; the adjoint solve at 1e-12 needs more
+    than the 10 steps allowed, so only the backward pass gives up."""
+    torch.manual_seed(0)
+    return au.ODENet(2, adjoint=True, adjoint_rtol=1e-12, adjoint_atol=1e-12, max_num_steps=10)
+
+
+def test_an_adjoint_solve_that_gives_up_in_backward_is_a_solver_error():
+    model = _stiff_adjoint_model()
+    loss = model(torch.ones(4, 2)).sum()   # the forward solve succeeds
+    with pytest.raises(au.SolverError, match=r"backward \(adjoint\) solve gave up .*max_num_steps"):
+        with au.ode.backward_guard():
+            loss.backward()
+    with pytest.raises(ZeroDivisionError):  # anything else passes through unchanged
+        with au.ode.backward_guard():
+            1 / 0
+
+
+def test_training_records_a_backward_give_up_and_stops():
+    x, y = _data()
+    with pytest.warns(RuntimeWarning, match=r"training stopped after 0 iterations: the backward"):
+        h = au.train(_stiff_adjoint_model(), x, y, epochs=1, batch_size=4)
+    assert len(h) == 0 and "adjoint_rtol/adjoint_atol" in h.error
+
+
 def test_parameters_that_overflow_at_the_last_step_are_caught():
     model = au.ResNet(2, num_layers=2)
     x, y = _data()

@@ -98,44 +98,82 @@ def adjoint_vs_direct(steps=20):
 
 
 BACKEND_LINE = re.compile(r'^BACKEND = "lean"', re.M)
+#: The book before this benchmark's solver work: the last commit whose chapters, with their
+#: BACKEND lines put back to "torchdiffeq", ran as before the lean solver (its package has the
+#: slower field call and no image --backend/--channels-last use in chapter 7).
+BOOK_BEFORE = "98fb233"
 
 
-def _execute(nb, path):
+def _execute(nb, path, pythonpath=None):
+    """Seconds to execute notebook ``nb`` (read from ``path``) in a fresh kernel, as nbval does;
+    ``pythonpath`` is put first on the kernel's import path (an older copy of the package)."""
     import copy
+    import os
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
-    t0 = time.perf_counter()
-    NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
-    return time.perf_counter() - t0
-
-
-def book_times():
-    """Seconds to execute each notebook of the table of contents (as nbval does), before and
-    after the training chapters moved to the lean solver, in one run: a chapter whose code sets
-    ``BACKEND = "lean"`` is executed twice, as committed and with that line set to
-    "torchdiffeq" (the solver it used before), the two executions back to back, the torchdiffeq
-    one first; other chapters are the same code before and after and run once. Returns
-    {chapter: {"before": s, "after": s}} (or a failure message)."""
-    import nbformat
-    toc = (ROOT / "_toc.yml").read_text()
-    out = {}
-    for rel in re.findall(r"file:\s*(\S+)", toc):
-        path = ROOT / (rel + ".ipynb")
-        if not path.exists():
-            continue
-        nb = nbformat.read(path, as_version=4)
-        try:
-            if any(BACKEND_LINE.search(c.source) for c in nb.cells if c.cell_type == "code"):
-                before = nbformat.from_dict(nb)
-                for c in before.cells:
-                    if c.cell_type == "code":
-                        c.source = BACKEND_LINE.sub('BACKEND = "torchdiffeq"', c.source)
-                out[rel] = {"before": _execute(before, path), "after": _execute(nb, path)}
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:  # the kernel (and its forked workers) inherit this environment
+        os.environ["PYTHONPATH"] = str(pythonpath) + (os.pathsep + saved if saved else "")
+    try:
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=1800, resources={"metadata": {"path": str(path.parent)}}).execute()
+        return time.perf_counter() - t0
+    finally:
+        if pythonpath is not None:
+            if saved is None:
+                del os.environ["PYTHONPATH"]
             else:
-                t = _execute(nb, path)
-                out[rel] = {"before": t, "after": t}
-        except Exception as err:  # report and go on: one broken chapter should not hide the others
-            out[rel] = f"failed: {type(err).__name__} (image chapters need ANODE_DATA_DIR offline)"
+                os.environ["PYTHONPATH"] = saved
+
+
+def _checkout(rev, dest):
+    """The tree of git revision ``rev`` unpacked into ``dest``; returns the package there."""
+    import io
+    import subprocess
+    import tarfile
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                         capture_output=True).stdout
+    tarfile.open(fileobj=io.BytesIO(tar)).extractall(dest)
+    found = subprocess.run([sys.executable, "-c", "import anode_utils; print(anode_utils.__file__)"],
+                           env=dict(__import__("os").environ, PYTHONPATH=str(dest)),
+                           cwd=str(dest / "book"), capture_output=True, text=True, check=True)
+    if not found.stdout.strip().startswith(str(dest)):
+        raise RuntimeError(f"PYTHONPATH={dest} does not shadow the installed anode_utils "
+                           f"({found.stdout.strip()}): before and after would run the same package")
+    return dest
+
+
+def _chapters(root):
+    toc = (root / "_toc.yml").read_text()
+    return [rel for rel in re.findall(r"file:\s*(\S+)", toc) if (root / (rel + ".ipynb")).exists()]
+
+
+def book_times(before=BOOK_BEFORE):
+    """Seconds to execute each notebook of the table of contents (as nbval does), before and
+    after, chapter by chapter, back to back in one run (the before first). After: this working
+    tree's chapters and package. Before: git revision ``before``'s chapters and package, with
+    every ``BACKEND = "lean"`` line set to "torchdiffeq" (the solver the chapters used before the
+    lean one). Returns {chapter: {"before": s, "after": s}} (or a failure message)."""
+    import nbformat
+    import tempfile
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = _checkout(before, pathlib.Path(tmp))
+        for rel in _chapters(ROOT):
+            try:
+                times = {}
+                path = old / (rel + ".ipynb")
+                if path.exists():
+                    nb = nbformat.read(path, as_version=4)
+                    for c in nb.cells:
+                        if c.cell_type == "code":
+                            c.source = BACKEND_LINE.sub('BACKEND = "torchdiffeq"', c.source)
+                    times["before"] = _execute(nb, path, pythonpath=old)
+                path = ROOT / (rel + ".ipynb")
+                times["after"] = _execute(nbformat.read(path, as_version=4), path)
+                out[rel] = times
+            except Exception as err:  # report and go on: one broken chapter should not hide the others
+                out[rel] = f"failed: {type(err).__name__} (image chapters need ANODE_DATA_DIR offline)"
     return out
 
 
@@ -144,8 +182,13 @@ def profile_rows(iters=30):
     import profile_step
     out = {}
     for name, p in (("node", 0), ("anode", 1)):
-        out[name], out[f"{name}_nfe_mismatches"] = profile_step.toy_profile(name, p, iters)
+        out[name], out[f"{name}_nfe_mismatches"] = profile_step.toy_profile(name, p, iters,
+                                                                           fused_adam=True)
     out["mnist32"], out["mnist32_nfe_mismatches"] = profile_step.image_profile()
+    out["floor"] = profile_step.solver_floor()
+    live, bad = profile_step.live_image_profile()
+    for name in live:
+        out[name], out[f"{name}_nfe_mismatches"] = live[name], bad[name]
     return out
 
 
@@ -158,6 +201,9 @@ def main(argv=None):
                     help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     ap.add_argument("--skip-book", action="store_true", help="same as leaving 'book' out of --sections")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--book-before", default=BOOK_BEFORE,
+                    help=f"git revision whose book is the 'before' of the book section (default "
+                         f"{BOOK_BEFORE})")
     args = ap.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s and not (s == "book" and args.skip_book)]
     unknown = set(sections) - set(SECTIONS)
@@ -198,19 +244,23 @@ def main(argv=None):
         print("\nWhere a training step's time goes, per backend (CPU time, 1 thread; "
               "benchmarks/profile_step.py)")
         print(profile_step.HEADER)
-        for name in ("node", "anode", "mnist32"):
+        for name in ("node", "anode", "mnist32", *profile_step.LIVE_PAIR):
             print("\n".join(profile_step.format_rows(name, prof[name])))
+        print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
+        print("\n".join(profile_step.format_floor(prof["floor"])))
     if "book" in sections:
-        report["book_s"] = times = book_times()
-        print("\nBook execution (nbval-equivalent, seconds): before = training chapters on torchdiffeq, "
-              "after = as committed (lean); chapters without a BACKEND line run once")
+        report["book_s"] = times = book_times(args.book_before)
+        report["book_before"] = args.book_before
+        print(f"\nBook execution (nbval-equivalent, seconds): before = revision {args.book_before} "
+              f"with its training chapters on torchdiffeq, after = this working tree; each chapter's "
+              f"two executions back to back")
         print(f"  {'chapter':40} {'before':>7} {'after':>7} {'speed-up':>8}")
         for rel, t in times.items():
-            if isinstance(t, dict):
+            if isinstance(t, dict) and "before" in t:
                 print(f"  {rel:40} {t['before']:7.1f} {t['after']:7.1f} {t['before'] / t['after']:7.2f}x")
             else:
                 print(f"  {rel:40} {t}")
-        ok = [t for t in times.values() if isinstance(t, dict)]
+        ok = [t for t in times.values() if isinstance(t, dict) and "before" in t]
         b, a = sum(t["before"] for t in ok), sum(t["after"] for t in ok)
         print(f"  {'whole book':40} {b:7.1f} {a:7.1f} {b / a:7.2f}x")
     if args.json:

@@ -4,6 +4,8 @@
     python benchmarks/profile_step.py --image              # and one MNIST ANODE image step
     python benchmarks/profile_step.py --compile            # and torch.compile'd fields
     python benchmarks/profile_step.py --ops                # and torch.profiler's top operators
+    python benchmarks/profile_step.py --live-images        # and chapter 7's live image pair
+    python benchmarks/profile_step.py --floor              # and the solver's cost per step alone
 
 A step is: forward solve + loss, backward through the solver, Adam step. Its field time is
 what the same field evaluations cost alone: the inputs (t, h) of every evaluation of the step
@@ -111,13 +113,20 @@ def _time_field_calls(field):
 class Runner:
     """One backend's model and optimizer, stepped and timed phase by phase."""
 
-    def __init__(self, name, model, loss_fn, lr=1e-3):
+    def __init__(self, name, model, loss_fn, lr=1e-3, memory_format=None, fused_adam=False):
         self.name, self.model, self.loss_fn = name, model, loss_fn
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.memory_format = memory_format
+        if memory_format is not None:
+            model.to(memory_format=memory_format)
+        # fused: one kernel over all parameters instead of a loop of small ones; the same update
+        # rounded differently, so the weights drift apart from the unfused run's by rounding
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, **({"fused": True} if fused_adam else {}))
         self.rows = []
 
     def step(self, xb, yb, replay=True):
         model = self.model
+        if self.memory_format is not None:
+            xb = xb.contiguous(memory_format=self.memory_format)
         calls = _record_inputs(model, xb) if replay else None
         in_situ = _time_field_calls(model.field) if replay else None
         t0 = _clock()
@@ -163,8 +172,9 @@ def _lockstep(runners, data, warmup=2):
 
 
 def toy_profile(model_name="node", augment_dim=0, iters=30, backends=TOY_BACKENDS,
-                compile_field=False):
-    """Per-backend medians for training steps of the README's toy configuration."""
+                compile_field=False, fused_adam=False):
+    """Per-backend medians for training steps of the README's toy configuration; with
+    ``fused_adam`` also each backend with Adam's fused implementation ("+fused Adam")."""
     torch.set_num_threads(1)
     cfg = au.make_config(model=model_name, augment_dim=augment_dim)
     (x, y), _ = au.make_data(cfg)
@@ -174,6 +184,11 @@ def toy_profile(model_name="node", augment_dim=0, iters=30, backends=TOY_BACKEND
         model = copy.deepcopy(base)
         model.odeblock.backend = backend
         runners.append(Runner(backend, model, torch.nn.MSELoss(), cfg["lr"]))
+        if fused_adam:
+            model = copy.deepcopy(base)
+            model.odeblock.backend = backend
+            runners.append(Runner(backend + "+fused Adam", model, torch.nn.MSELoss(), cfg["lr"],
+                                  fused_adam=True))
         if compile_field:
             model = copy.deepcopy(base)
             model.odeblock.backend = backend
@@ -204,6 +219,81 @@ def image_profile(iters=2, batch_size=32, backends=TOY_BACKENDS):
     return {r.name: r.summary() for r in runners}, mismatches
 
 
+def solver_floor(iters=300, backends=TOY_BACKENDS):
+    """What a dopri5 solve costs around a field that costs almost nothing: the toy state
+    (64 x 3, float32) under dh/dt = h A (one 3 x 3 matmul a call), solved over [0, 1] with
+    rtol = atol = 1e-3 as the toy models are, forward and backward to A. Returns
+    {backend: {"forward": s, "backward": s, "steps": accepted + rejected, "nfe": n}} (medians);
+    the per-step figures are the solver's own cost, which no faster field can remove."""
+    from torchdiffeq import odeint
+    from anode_utils.dopri5 import odeint_dopri5
+    torch.set_num_threads(1)
+    a = torch.randn(3, 3, generator=torch.Generator().manual_seed(0)).mul_(0.5).requires_grad_()
+    y0 = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    times = torch.tensor([0.0, 1.0])
+    calls = [0]
+
+    def field(t, h):
+        calls[0] += 1
+        return h @ a
+
+    solvers = {"torchdiffeq": lambda: odeint(field, y0, times, rtol=1e-3, atol=1e-3, method="dopri5"),
+               "lean": lambda: odeint_dopri5(field, y0, times, 1e-3, 1e-3)}
+    rows = {b: {"forward": [], "backward": []} for b in backends}
+    nfe = {}
+    for i in range(iters + 20):
+        for b in backends:  # interleaved, as the training steps above
+            calls[0] = 0
+            t0 = _clock()
+            out = solvers[b]()[-1]
+            t1 = _clock()
+            out.sum().backward()
+            t2 = _clock()
+            a.grad = None
+            nfe[b] = calls[0]
+            if i >= 20:
+                rows[b]["forward"].append(t1 - t0)
+                rows[b]["backward"].append(t2 - t1)
+    return {b: {"forward": statistics.median(r["forward"]), "backward": statistics.median(r["backward"]),
+                "nfe": nfe[b], "steps": (nfe[b] - 2) // 6} for b, r in rows.items()}
+
+
+def format_floor(floor):
+    lines = [f"{'backend':12} {'NFE':>4} {'steps':>5} {'fwd us/step':>12} {'bwd us/step':>12}"]
+    for b, r in floor.items():
+        lines.append(f"{b:12} {r['nfe']:4d} {r['steps']:5d} {1e6 * r['forward'] / r['steps']:12.0f} "
+                     f"{1e6 * r['backward'] / r['steps']:12.0f}")
+    return lines
+
+
+#: Chapter 7's live pair (MNIST at 14 x 14, batch 64, no time input): NODE 22 filters vs
+#: ANODE 8 filters + 2 channels.
+LIVE_PAIR = {"node14": (22, 0), "anode14": (8, 2)}
+
+
+def live_image_profile(iters=3, backends=TOY_BACKENDS):
+    """Chapter 7's live pair on random inputs, per backend, in the default (contiguous) and the
+    channels-last memory format: {model: {variant: medians}}, {model: NFE mismatches}."""
+    from anode_utils import conv
+    torch.set_num_threads(1)
+    x = torch.rand(64, 1, 14, 14, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(1))
+    out, bad = {}, {}
+    for name, (filters, p) in LIVE_PAIR.items():
+        torch.manual_seed(0)
+        base = conv.ConvODENet((1, 14, 14), filters, p)
+        runners = []
+        for backend in backends:
+            for fmt in (None, torch.channels_last):
+                model = copy.deepcopy(base)
+                model.odeblock.backend = backend
+                runners.append(Runner(backend + ("+channels_last" if fmt else ""), model,
+                                      torch.nn.CrossEntropyLoss(), memory_format=fmt))
+        bad[name] = _lockstep(runners, [(x, y)] * (iters + 1), warmup=1)
+        out[name] = {r.name: r.summary() for r in runners}
+    return out, bad
+
+
 def op_table(model_name="node", augment_dim=0, backend="torchdiffeq", rows=15):
     """torch.profiler's operators of a few toy steps, by self CPU time."""
     from torch.profiler import ProfilerActivity, profile
@@ -222,14 +312,14 @@ def op_table(model_name="node", augment_dim=0, backend="torchdiffeq", rows=15):
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-HEADER = (f"{'model':7} {'backend':22} {'ms/step':>8} {'fwd':>7} {'bwd':>7} {'opt':>6} "
+HEADER = (f"{'model':7} {'backend':26} {'ms/step':>8} {'fwd':>7} {'bwd':>7} {'opt':>6} "
           f"{'field ms':>9} {'(fwd)':>7} {'(in situ)':>9} {'other':>7} {'ratio':>6} {'NFE':>6}")
 
 
 def format_rows(model_name, summary):
     lines = []
     for backend, m in summary.items():
-        lines.append(f"{model_name:7} {backend:22} {1e3 * m['step']:8.2f} {1e3 * m['forward']:7.2f} "
+        lines.append(f"{model_name:7} {backend:26} {1e3 * m['step']:8.2f} {1e3 * m['forward']:7.2f} "
                      f"{1e3 * m['backward']:7.2f} {1e3 * m['optimizer']:6.2f} "
                      f"{1e3 * m['field']:9.2f} {1e3 * m['field_fwd']:7.2f} "
                      f"{1e3 * m['field_fwd_in_situ']:9.2f} "
@@ -245,6 +335,12 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true", help="also torch.compile'd fields")
     ap.add_argument("--image", action="store_true", help="also one MNIST ANODE image step")
     ap.add_argument("--ops", action="store_true", help="also torch.profiler's operator tables")
+    ap.add_argument("--fused-adam", action="store_true",
+                    help="also each toy backend with Adam's fused implementation")
+    ap.add_argument("--floor", action="store_true",
+                    help="also the solver's own cost per step, around an almost free field")
+    ap.add_argument("--live-images", action="store_true",
+                    help="also chapter 7's live image pair, per backend and memory format")
     ap.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
                     help="cpu: this process's CPU time (default); wall: wall-clock time")
     args = ap.parse_args(argv)
@@ -259,7 +355,7 @@ def main(argv=None):
           f"(the solver's overhead, forward and backward), ratio = step / field, forward NFE.")
     print(HEADER)
     for name, p in (("node", 0), ("anode", 1)):
-        summary, bad = toy_profile(name, p, args.iters, backends, args.compile)
+        summary, bad = toy_profile(name, p, args.iters, backends, args.compile, args.fused_adam)
         print("\n".join(format_rows(name, summary)), flush=True)
         if bad:
             print(f"  NFE differed between backends at {bad} iterations")
@@ -268,6 +364,15 @@ def main(argv=None):
         print("\n".join(format_rows("mnist32", summary)), flush=True)
         if bad:
             print(f"  NFE differed between backends at {bad} iterations")
+    if args.floor:
+        print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
+        print("\n".join(format_floor(solver_floor(backends=backends))), flush=True)
+    if args.live_images:
+        summaries, bad = live_image_profile(backends=backends)
+        for name, summary in summaries.items():
+            print("\n".join(format_rows(name, summary)), flush=True)
+            if bad[name]:
+                print(f"  NFE differed between variants at {bad[name]} iterations")
     if args.ops:
         for backend in backends:
             print(f"\nToy NODE, {backend}: operators of 5 training steps")

@@ -3,6 +3,7 @@
     python benchmarks/benchmark.py                       # everything
     python benchmarks/benchmark.py --sections toy,adjoint  # a subset
     python benchmarks/benchmark.py --sections profile      # where a step's time goes, per backend
+    python benchmarks/benchmark.py --sections book         # each chapter before (--book-before) and now
 
 Toy configuration (paper Section 4.1 set-up): 2-d annulus, 1,000 points in ||x|| <= 0.5 and 2,000 in
 1 <= ||x|| <= 1.5, time-dependent MLP field of width 32, batch 64, Adam lr 1e-3, dopri5 at
@@ -246,6 +247,8 @@ def main(argv=None):
         print(profile_step.HEADER)
         for name in ("node", "anode", "mnist32", *profile_step.LIVE_PAIR):
             print("\n".join(profile_step.format_rows(name, prof[name])))
+            if prof[f"{name}_nfe_mismatches"]:
+                print(f"  NFE differed between variants at {prof[f'{name}_nfe_mismatches']} iterations")
         print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
         print("\n".join(profile_step.format_floor(prof["floor"])))
     if "book" in sections:

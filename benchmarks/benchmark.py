@@ -134,7 +134,9 @@ def _checkout(rev, dest):
     import tarfile
     tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
                          capture_output=True).stdout
-    tarfile.open(fileobj=io.BytesIO(tar)).extractall(dest)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        # the 'data' filter where this Python has it (3.11.4+; 3.14 makes it the default)
+        archive.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     found = subprocess.run([sys.executable, "-c", "import anode_utils; print(anode_utils.__file__)"],
                            env=dict(__import__("os").environ, PYTHONPATH=str(dest)),
                            cwd=str(dest / "book"), capture_output=True, text=True, check=True)

@@ -149,6 +149,24 @@ def test_same_steps_nfe_and_solution(case):
     assert _close(out, ref, case)
 
 
+@pytest.mark.parametrize("time_dependent", [False, True], ids=["no_t", "t"])
+def test_channels_last_image_solves_take_the_same_steps(time_dependent):
+    """Chapter 7 runs the lean solver on channels-last images and weights: the convolutions then
+    take other kernels (other rounding), but the solve must take torchdiffeq's steps on the
+    default layout and reach its solution to rounding."""
+    model, x, _ = _image(time_dependent)
+    blk, h0 = _state(model, x)
+    times = torch.tensor([0.0, blk.T])
+    with torch.no_grad():
+        ref, nfe_ref, steps_ref = _solve(blk, "torchdiffeq", h0, times)
+        model.to(memory_format=torch.channels_last)
+        assert blk.field.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+        out, nfe, steps = _solve(blk, "lean", h0.contiguous(memory_format=torch.channels_last), times)
+    assert_same_steps(steps, steps_ref)
+    assert nfe == nfe_ref
+    assert _close(out, ref, "image")
+
+
 def test_jump_case_rejects_steps():
     """The jump case exercises the controller's reject branch."""
     model, x, _ = _jump()

@@ -10,6 +10,16 @@ ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
 _ACTIVATION_FNS = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh}
 
 
+def apply_mlp(net, h, activation):
+    """``net(h)`` for an ``nn.Sequential`` of Linear, activation, Linear, ..., Linear, calling
+    ``F.linear`` and ``activation`` (the activation modules' function) directly: the same
+    operations as ``net(h)``, so the same numbers, without ``nn.Module.__call__`` per layer
+    (module hooks on the layers are not run)."""
+    for i, layer in enumerate(net._modules.values()):
+        h = F.linear(h, layer.weight, layer.bias) if i % 2 == 0 else activation(h)
+    return h
+
+
 class CountingField(nn.Module):
     """Base class: ``self.nfe`` is incremented at every call of ``forward(t, h)``.
 
@@ -49,17 +59,11 @@ class MLPField(CountingField):
         self.net = nn.Sequential(*layers)
 
     def forward(self, t, h):
-        # The solver calls this 14-30 times a training step: the layers' functions are called
-        # directly instead of through nn.Module.__call__ (and the counter set without
-        # nn.Module.__setattr__), the same operations on the same parameters, so the same numbers,
-        # about a quarter less time per call at the toy sizes (module hooks on the layers of
-        # ``net`` are therefore not run; ``net(h)`` is the same map with them).
+        # The solver calls this 14-30 times a training step: apply_mlp and a counter set without
+        # nn.Module.__setattr__ give the same numbers as net([t, h]) in about a fifth less time
+        # per call at the toy sizes.
         self.__dict__["nfe"] += 1
         if self.time_dependent:
             # expand() is a view: no per-call allocation of a column of ones
             h = torch.cat([t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1)
-        act = _ACTIVATION_FNS[self.activation]
-        layers = self.net._modules.values()
-        for i, layer in enumerate(layers):
-            h = F.linear(h, layer.weight, layer.bias) if i % 2 == 0 else act(h)
-        return h
+        return apply_mlp(self.net, h, _ACTIVATION_FNS[self.activation])

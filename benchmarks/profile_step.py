@@ -118,9 +118,11 @@ class Runner:
         self.memory_format = memory_format
         if memory_format is not None:
             model.to(memory_format=memory_format)
-        # fused: one kernel over all parameters instead of a loop of small ones; the same update
-        # rounded differently, so the weights drift apart from the unfused run's by rounding
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr, **({"fused": True} if fused_adam else {}))
+        # foreach, as anode_utils.train builds it (the per-tensor loop's numbers); fused: one kernel
+        # over all parameters, the same update rounded differently, so the weights drift apart
+        # from the unfused run's by rounding
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr,
+                                    **({"fused": True} if fused_adam else {"foreach": True}))
         self.rows = []
 
     def step(self, xb, yb, replay=True):

@@ -153,3 +153,14 @@ def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, la
     g = torch.autograd.grad(out.sum(), [h] + params)
     g_ref = torch.autograd.grad(ref.sum(), [h] + params)
     assert all(torch.equal(a, b) for a, b in zip(g, g_ref))
+
+
+def test_resnet_block_call_is_its_layers_map_bit_for_bit():
+    torch.manual_seed(0)
+    model = au.ResNet(2, 1, 16, num_layers=3)
+    x = torch.randn(5, 2)
+    ref = x
+    for block in model.blocks:
+        ref = ref + model.dt * block.net(ref)
+    assert torch.equal(model.features(x), ref)
+    assert au.read_and_reset_nfe(model) == 3

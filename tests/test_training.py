@@ -54,6 +54,26 @@ def test_resnet_trains():
     assert set(r["history"]["nfe_forward"]) == {10}
 
 
+@pytest.mark.parametrize("model,weight_decay", [("resnet", 0.0), ("anode", 1e-3)])
+def test_trainings_foreach_adam_gives_the_per_tensor_loops_numbers(model, weight_decay):
+    """train() uses Adam's foreach implementation for speed; on the CPU it must reproduce the
+    default per-tensor loop bit for bit (weights and losses), so stored results stay valid."""
+    cfg = au.make_config(**dict(TINY, model=model, augment_dim=int(model == "anode"),
+                                weight_decay=weight_decay))
+    (x, y), _ = au.make_data(cfg)
+    runs = []
+    for foreach in (False, None):   # None: train() builds its own (foreach) Adam
+        m = au.make_model(cfg)
+        opt = (torch.optim.Adam(m.parameters(), lr=cfg["lr"], weight_decay=weight_decay, foreach=False)
+               if foreach is False else None)
+        h = au.train(m, x, y, epochs=2, batch_size=32, lr=cfg["lr"], weight_decay=weight_decay,
+                     seed=cfg["seed"], optimizer=opt)
+        runs.append((h.loss, [p.detach().clone() for p in m.parameters()]))
+    (loss_a, w_a), (loss_b, w_b) = runs
+    assert loss_a == loss_b
+    assert all(torch.equal(a, b) for a, b in zip(w_a, w_b))
+
+
 def test_solver_failure_is_recorded_not_raised():
     model = au.ODENet(1, max_num_steps=2, rtol=1e-9, atol=1e-9)
     with torch.no_grad():

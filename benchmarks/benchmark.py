@@ -11,6 +11,7 @@ rtol = atol = 1e-3, NODE and ANODE (p = 1), 12 epochs, one CPU thread.
 """
 import argparse
 import json
+import os
 import pathlib
 import platform
 import re
@@ -109,7 +110,6 @@ def _execute(nb, path, pythonpath=None):
     """Seconds to execute notebook ``nb`` (read from ``path``) in a fresh kernel, as nbval does;
     ``pythonpath`` is put first on the kernel's import path (an older copy of the package)."""
     import copy
-    import os
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
     saved = os.environ.get("PYTHONPATH")
@@ -138,7 +138,7 @@ def _checkout(rev, dest):
         # the 'data' filter where this Python has it (3.11.4+; 3.14 makes it the default)
         archive.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     found = subprocess.run([sys.executable, "-c", "import anode_utils; print(anode_utils.__file__)"],
-                           env=dict(__import__("os").environ, PYTHONPATH=str(dest)),
+                           env=dict(os.environ, PYTHONPATH=str(dest)),
                            cwd=str(dest / "book"), capture_output=True, text=True, check=True)
     if not found.stdout.strip().startswith(str(dest)):
         raise RuntimeError(f"PYTHONPATH={dest} does not shadow the installed anode_utils "
@@ -213,7 +213,7 @@ def main(argv=None):
     if unknown:
         ap.error(f"unknown section(s) {sorted(unknown)}; choose from {','.join(SECTIONS)}")
     report = {"python": sys.version.split()[0], "torch": torch.__version__,
-              "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+              "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
               "date": time.strftime("%Y-%m-%d")}
     print(f"torch {report['torch']}, {report['machine']}")
     if "toy" in sections:

@@ -50,9 +50,14 @@ class RegularizedField(nn.Module):
             h = z[:, :-2]
             if not h.requires_grad:
                 h = h.detach().requires_grad_(True)
-            dh = self.inner(t, h)
-            kinetic = dh.pow(2).sum(dim=1, keepdim=True)
-            vjp = torch.autograd.grad(dh, h, self.eps, create_graph=True)[0]
+            with_vjp = getattr(self.inner, "forward_with_vjp", None)
+            if with_vjp is not None:   # MLPField: the same numbers without autograd's extra pass
+                dh, vjp = with_vjp(t, h, self.eps)
+                kinetic = dh.pow(2).sum(dim=1, keepdim=True)
+            else:
+                dh = self.inner(t, h)
+                kinetic = dh.pow(2).sum(dim=1, keepdim=True)
+                vjp = torch.autograd.grad(dh, h, self.eps, create_graph=True)[0]
             jac = vjp.pow(2).sum(dim=1, keepdim=True)
         return torch.cat([dh, kinetic, jac], dim=1)
 

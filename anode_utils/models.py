@@ -102,16 +102,27 @@ class ResNet(nn.Module):
         """Hidden states h_0..h_L: (batch, data_dim) -> (num_layers + 1, batch, dim).
 
         x must be non-empty, finite and of the parameters' dtype (ValueError otherwise)."""
-        check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
-        h = augment(x, self.augment_dim)
-        hs = [h]
-        for k, block in enumerate(self.blocks):
-            h = h + self.dt * block(None, h)
-            hs.append(h)
-        return torch.stack(hs)
+        states = []
+        self._run(x, states)
+        return torch.stack(states)
 
     def features(self, x):
-        return self.trajectory(x)[-1]
+        """h_L: (batch, data_dim) -> (batch, dim), without stacking the hidden states."""
+        return self._run(x)
+
+    def _run(self, x, states=None):
+        """h_L, appending h_0..h_L to ``states`` when given."""
+        check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
+        h = augment(x, self.augment_dim)
+        for block in self.blocks:
+            if states is not None:
+                states.append(h)
+            # dt = 1 (the usual residual update) skips a multiplication by 1.0: the same numbers,
+            # one operation and its backward fewer per layer
+            h = h + (block(None, h) if self.dt == 1.0 else self.dt * block(None, h))
+        if states is not None:
+            states.append(h)
+        return h
 
     def forward(self, x):
         return self.readout(self.features(x))

@@ -164,3 +164,32 @@ def test_resnet_block_call_is_its_layers_map_bit_for_bit():
         ref = ref + model.dt * block.net(ref)
     assert torch.equal(model.features(x), ref)
     assert au.read_and_reset_nfe(model) == 3
+
+
+class _StackedResNet(au.ResNet):
+    """The ResNet as first written: h + dt * f(h) at every layer, features = trajectory[-1]."""
+
+    def features(self, x):
+        h = au.augment(x, self.augment_dim)
+        hs = [h]
+        for block in self.blocks:
+            h = h + self.dt * block.net(h)
+            hs.append(h)
+        return torch.stack(hs)[-1]
+
+
+@pytest.mark.parametrize("T", [None, 2.0])
+def test_resnet_forward_trains_as_the_stacked_form_bit_for_bit(T):
+    """features() skips the stack of hidden states and, at dt = 1, the multiplication by 1.0:
+    the same losses and weights as the plain form over a training run, and trajectory() still
+    returns every hidden state."""
+    (x, y), _ = au.make_data(au.make_config(num_inner=60, num_outer=120))
+    torch.manual_seed(0)
+    model = au.ResNet(2, 1, 16, num_layers=4, T=T)
+    ref = _StackedResNet(2, 1, 16, num_layers=4, T=T)
+    ref.load_state_dict(model.state_dict())
+    hists = [au.train(m, x, y, epochs=2, batch_size=32) for m in (model, ref)]
+    assert hists[0].loss == hists[1].loss
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+    traj = model.trajectory(x)
+    assert traj.shape == (5, len(x), 2) and torch.equal(traj[-1], model.features(x))

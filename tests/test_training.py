@@ -54,24 +54,27 @@ def test_resnet_trains():
     assert set(r["history"]["nfe_forward"]) == {10}
 
 
-@pytest.mark.parametrize("model,weight_decay", [("resnet", 0.0), ("anode", 1e-3)])
-def test_trainings_foreach_adam_gives_the_per_tensor_loops_numbers(model, weight_decay):
-    """train() uses Adam's foreach implementation for speed; on the CPU it must reproduce the
-    default per-tensor loop bit for bit (weights and losses), so stored results stay valid."""
+@pytest.mark.parametrize("model,weight_decay,backend", [("resnet", 0.0, "torchdiffeq"),
+                                                         ("anode", 1e-3, "torchdiffeq"),
+                                                         ("node", 0.0, "lean")])
+def test_trainings_flat_adam_gives_torchs_adam_numbers(model, weight_decay, backend):
+    """train() builds FlatAdam for speed; it must reproduce torch.optim.Adam bit for bit
+    (weights and losses), both its per-tensor loop and its foreach path, so stored results
+    stay valid."""
     cfg = au.make_config(**dict(TINY, model=model, augment_dim=int(model == "anode"),
-                                weight_decay=weight_decay))
+                                weight_decay=weight_decay, backend=backend))
     (x, y), _ = au.make_data(cfg)
     runs = []
-    for foreach in (False, None):   # None: train() builds its own (foreach) Adam
+    for foreach in (False, True, None):   # None: train() builds its own (FlatAdam)
         m = au.make_model(cfg)
-        opt = (torch.optim.Adam(m.parameters(), lr=cfg["lr"], weight_decay=weight_decay, foreach=False)
-               if foreach is False else None)
+        opt = (None if foreach is None else
+               torch.optim.Adam(m.parameters(), lr=cfg["lr"], weight_decay=weight_decay, foreach=foreach))
         h = au.train(m, x, y, epochs=2, batch_size=32, lr=cfg["lr"], weight_decay=weight_decay,
                      seed=cfg["seed"], optimizer=opt)
         runs.append((h.loss, [p.detach().clone() for p in m.parameters()]))
-    (loss_a, w_a), (loss_b, w_b) = runs
-    assert loss_a == loss_b
-    assert all(torch.equal(a, b) for a, b in zip(w_a, w_b))
+    for loss, weights in runs[1:]:
+        assert loss == runs[0][0]
+        assert all(torch.equal(a, b) for a, b in zip(weights, runs[0][1]))
 
 
 def test_solver_failure_is_recorded_not_raised():

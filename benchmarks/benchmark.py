@@ -23,6 +23,7 @@ import torch
 
 import anode_utils as au
 from anode_utils.data import batches
+from anode_utils.optim import FlatAdam
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def toy_step_times(model_name, augment_dim, epochs=12, backend="torchdiffeq"):
     cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=epochs, backend=backend)
     (x, y), _ = au.make_data(cfg)
     model = au.make_model(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], foreach=True)   # as train() builds it
+    opt = FlatAdam(model.parameters(), lr=cfg["lr"])   # as train() builds it
     loss_fn = torch.nn.MSELoss()
     gen = torch.Generator().manual_seed(0)
     times, fwd, bwd = [], [], []

@@ -32,6 +32,7 @@ import torch
 import anode_utils as au
 from anode_utils.data import batches
 from anode_utils.fields import CountingField
+from anode_utils.optim import FlatAdam
 
 TOY_BACKENDS = ("torchdiffeq", "lean")
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -118,11 +119,11 @@ class Runner:
         self.memory_format = memory_format
         if memory_format is not None:
             model.to(memory_format=memory_format)
-        # foreach, as anode_utils.train builds it (the per-tensor loop's numbers); fused: one kernel
-        # over all parameters, the same update rounded differently, so the weights drift apart
-        # from the unfused run's by rounding
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr,
-                                    **({"fused": True} if fused_adam else {"foreach": True}))
+        # FlatAdam, as anode_utils.train builds it (torch's Adam numbers); fused: torch's one
+        # kernel over all parameters, the same update rounded differently, so the weights drift
+        # apart from the other run's by rounding
+        self.opt = (torch.optim.Adam(model.parameters(), lr=lr, fused=True) if fused_adam
+                    else FlatAdam(model.parameters(), lr=lr))
         self.rows = []
 
     def step(self, xb, yb, replay=True):

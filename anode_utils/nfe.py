@@ -2,22 +2,29 @@
 from .fields import CountingField
 
 
-def _fields(model):
+def counting_fields(model):
+    """The :class:`~anode_utils.fields.CountingField` modules of ``model`` (itself included)."""
     return [m for m in model.modules() if isinstance(m, CountingField)]
 
 
 def nfe(model):
     """Total evaluations counted by all fields of ``model`` since the last reset."""
-    return sum(f.nfe for f in _fields(model))
+    return sum(f.nfe for f in counting_fields(model))
 
 
 def reset_nfe(model):
-    for f in _fields(model):
+    for f in counting_fields(model):
         f.nfe = 0
 
 
-def read_and_reset_nfe(model):
-    """Return the count so far and start a new one (call after forward, then after backward)."""
-    n = nfe(model)
-    reset_nfe(model)
+def read_and_reset_nfe(model, fields=None):
+    """Return the count so far and start a new one (call after forward, then after backward).
+
+    ``fields``: ``counting_fields(model)``, found once by a caller that reads the count at every
+    iteration (searching a ten-layer ResNet's 70 modules twice per iteration took a fifth of
+    its training time)."""
+    n = 0
+    for f in counting_fields(model) if fields is None else fields:
+        n += f.nfe
+        f.__dict__["nfe"] = 0   # a plain attribute: skip nn.Module.__setattr__'s checks
     return n

@@ -10,7 +10,7 @@ from . import distributed
 from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int, check_positive,
                       float_dtype)
 from .data import batches
-from .nfe import read_and_reset_nfe, reset_nfe
+from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
 from .optim import FlatAdam
 from .ode import SolverError, backward_guard
 
@@ -243,6 +243,7 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
     model.train()
     reset_nfe(model)
+    fields = counting_fields(model)
     if parallel:
         distributed.broadcast_parameters(model)
     it, stopped = 0, False
@@ -268,7 +269,7 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                 else:
                     optimizer.zero_grad(set_to_none=True)
                     pred = model(xb)
-                    nfe_f = read_and_reset_nfe(model)
+                    nfe_f = read_and_reset_nfe(model, fields)
                     _check_pred(pred, yb, loss)
                     batch_loss = loss_fn(pred, yb)
                     # regularised models (anode_utils.regularizers) leave a penalty to add; the
@@ -279,7 +280,7 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                     with backward_guard():
                         objective.backward()
                     optimizer.step()
-                    nfe_b = read_and_reset_nfe(model)
+                    nfe_b = read_and_reset_nfe(model, fields)
                 record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]
                 if parallel:  # slice-weighted: the global batch's loss and accuracy
                     record = _mean_over_processes(
@@ -293,7 +294,7 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                     bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=nfe_f)
                 if callback is not None:
                     callback(model, history)
-                    reset_nfe(model)
+                    read_and_reset_nfe(model, fields)
             # a last step can overflow the parameters with a finite loss: catch it once per epoch
             _stop_if_params_not_finite(model, len(history.loss))
             if stopped:

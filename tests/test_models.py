@@ -193,3 +193,16 @@ def test_resnet_forward_trains_as_the_stacked_form_bit_for_bit(T):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
     traj = model.trajectory(x)
     assert traj.shape == (5, len(x), 2) and torch.equal(traj[-1], model.features(x))
+
+
+def test_read_and_reset_nfe_with_the_fields_found_once():
+    """train() finds the counting fields once and passes them: the same counts, reset to 0."""
+    from anode_utils.nfe import counting_fields
+    model = au.ResNet(2, 1, 8, num_layers=4)
+    fields = counting_fields(model)
+    assert fields == list(model.blocks)
+    model(torch.randn(3, 2))
+    assert au.nfe(model) == 4
+    assert au.read_and_reset_nfe(model, fields) == 4 and au.nfe(model) == 0
+    model(torch.randn(3, 2))
+    assert au.read_and_reset_nfe(model) == 4 and all(b.nfe == 0 for b in model.blocks)

@@ -23,7 +23,12 @@ def apply_mlp(net, h, activation):
     operations as ``net(h)``, so the same numbers, without ``nn.Module.__call__`` per layer
     (module hooks on the layers are not run)."""
     for i, layer in enumerate(net._modules.values()):
-        h = F.linear(h, layer.weight, layer.bias) if i % 2 == 0 else activation(h)
+        if i % 2 == 0:
+            # _parameters directly: layer.weight goes through nn.Module.__getattr__'s fallback
+            w = layer._parameters
+            h = F.linear(h, w["weight"], w["bias"])
+        else:
+            h = activation(h)
     return h
 
 

@@ -50,8 +50,9 @@ def apply_mlp_vjp(net, x, activation, v):
     weights_t, saved = [], []
     for i, layer in enumerate(layers):
         if i % 2 == 0:
-            weights_t.append(layer.weight.t())
-            x = torch.addmm(layer.bias, x, weights_t[-1])
+            w = layer._parameters   # as in apply_mlp
+            weights_t.append(w["weight"].t())
+            x = torch.addmm(w["bias"], x, weights_t[-1])
         else:
             a = x
             x = act(a)

@@ -13,6 +13,8 @@ the default, AVX2 and AVX-512 CPU code paths.
 """
 import torch
 
+from ._checks import check_nonneg, check_positive
+
 # torch's own C++ helpers (used by its distributed data parallel): concatenate flattened
 # tensors in one call, and split a flat tensor back into views shaped like a list of tensors
 _flatten, _unflatten = torch._C._nn.flatten_dense_tensors, torch._C._nn.unflatten_dense_tensors
@@ -28,13 +30,11 @@ class FlatAdam(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0; got {lr!r}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"betas must lie in [0, 1); got {betas!r}")
-        if not eps >= 0 or not weight_decay >= 0:
-            raise ValueError(f"eps and weight_decay must be >= 0; got {eps!r}, {weight_decay!r}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        if not (len(betas) == 2 and all(0 <= b < 1 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1); got {betas!r}")
+        super().__init__(params, dict(lr=check_positive("lr", lr), betas=tuple(betas),
+                                      eps=check_nonneg("eps", eps),
+                                      weight_decay=check_nonneg("weight_decay", weight_decay)))
 
     @torch.no_grad()
     def step(self, closure=None):

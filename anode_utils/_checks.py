@@ -106,17 +106,27 @@ def check_batch(x, dim, name="x"):
 
 def float_dtype(module):
     """The dtype of ``module``'s first floating-point parameter (None if it has none)."""
-    for p in module.parameters():
-        if p.is_floating_point():
+    # the first parameter ``module.parameters()`` yields (own parameters, then each submodule's,
+    # depth first), found by walking the dicts: parameters() builds generators and a memo set,
+    # and every forward solve asks
+    for p in module._parameters.values():
+        if p is not None and p.is_floating_point():
             return p.dtype
+    for m in module._modules.values():
+        if m is not None:
+            dtype = float_dtype(m)
+            if dtype is not None:
+                return dtype
     return None
 
 
-def check_data(x, name="x", dtype=None):
+def check_data(x, name="x", dtype=None, finite=True):
     """Check that ``x`` is a non-empty tensor of finite values (and of ``dtype`` when given).
 
     Run before a solve: NaN/inf inputs make adaptive solvers give up with a misleading step
     size underflow and fixed-step solvers return NaN silently; an empty batch does the same.
+    ``finite=False`` leaves the values unchecked, for callers that check them when a solve
+    fails instead.
     """
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
@@ -126,7 +136,7 @@ def check_data(x, name="x", dtype=None):
         if dtype is not None and x.dtype != dtype:
             raise ValueError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}: "
                              f"convert the data ({name}.to({dtype})) or the model (model.to({dtype}))")
-        if not bool(torch.isfinite(x).all()):
+        if finite and not bool(torch.isfinite(x).all()):
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN/inf): clean or drop "
                              f"those points first (torch.isfinite({name}) finds them)")

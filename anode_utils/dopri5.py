@@ -94,6 +94,12 @@ class _Tableau:
 _TABLEAUS = {}
 
 
+def rounded(t, dtype):
+    """The Python float ``t`` rounded to ``dtype`` (float32 or float64), as a time tensor of that
+    dtype would hold it."""
+    return float(_tableau(dtype).np(t))
+
+
 def _tableau(dtype):
     if dtype not in _NP:
         raise ValueError(f"backend='lean' solves float32 or float64 states; got {dtype}. "
@@ -210,19 +216,34 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
     up, as torchdiffeq does (:class:`anode_utils.ode.ODEBlock` turns both into SolverError); a
     non-finite state makes the step size NaN and so ends in the same underflow.
     """
-    tab = _tableau(y0.dtype)
-    T = tab.np
+    return torch.stack(dopri5_outputs(field, y0, check_times(times), rtol, atol, max_num_steps))
+
+
+def check_times(times):
+    """``times`` (a 1-d tensor or sequence of floats) as a list of Python floats; ValueError
+    unless strictly increasing or strictly decreasing."""
     ts = (times.tolist() if isinstance(times, torch.Tensor) else list(times))
     if not all(isinstance(v, float) for v in ts):
         raise ValueError(f"times must be a 1-d sequence of floats; got {times!r}")
+    later = ts[1:]
+    if not (all(b > a for a, b in zip(ts, later)) or all(b < a for a, b in zip(ts, later))):
+        raise ValueError("times must be strictly increasing or strictly decreasing")
+    return ts
+
+
+def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
+    """:func:`odeint_dopri5` without checking ``ts`` and without stacking: the list of states
+    at ``ts``, a strictly monotone sequence of Python floats. The end state alone
+    (``[-1]``) then costs no stack and select, nor their backward."""
+    tab = _tableau(y0.dtype)
+    T = tab.np
     # decreasing times are solved in s = -t, where the right-hand side is -field(-s, y); the
     # sign is folded into the stage weights (negation is exact, so nothing else changes)
     sign = -1.0 if len(ts) > 1 and ts[0] > ts[1] else 1.0
     if sign < 0:
         ts = [-v for v in ts]
-    if any(b <= a for a, b in zip(ts, ts[1:])):
-        raise ValueError("times must be strictly increasing or strictly decreasing")
     dtype, device = y0.dtype, y0.device
+    on_cpu = device.type == "cpu"
     e_weights = tab.e_tensor(device)
     inv_sqrt_n = 1.0 / math.sqrt(max(y0.numel(), 1))
     cb_step = _find_callback(field, "callback_step")
@@ -237,11 +258,17 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
         f = field(torch.scalar_tensor(sign * float(T(s)), dtype=dtype, device=device), y)
         return f if sign > 0 else -f
 
+    # grad mode is switched with torch's own setter: the no_grad context manager costs a
+    # Python object and two calls per use, three uses per step
+    set_grad, grad_on = torch._C._set_grad_enabled, torch.is_grad_enabled()
     t0 = ts[0]
     k0 = field(torch.scalar_tensor(sign * float(T(t0)), dtype=dtype, device=device), y0)
-    with torch.no_grad():
+    set_grad(False)
+    try:
         abs_y = y0.abs()
         dt = _initial_step(call, t0, y0, k0 if sign > 0 else -k0, abs_y, rtol, atol, T)
+    finally:
+        set_grad(grad_on)
     y, ks = y0, [k0]
     last = (t0, t0, y0, None, None)   # the last accepted step: t0, t1, y0, stages, dt
     out = [y0]
@@ -260,16 +287,19 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
             if not t1 > t0:
                 raise GaveUp(f"underflow in dt {dt}", (y, *ks))
             # stage weights a * dt and times t0 + c * dt in the state's dtype, the c = 1
-            # stages just below t1 (torchdiffeq's Perturb.PREV), as torchdiffeq forms them
+            # stages just below t1 (torchdiffeq's Perturb.PREV), as torchdiffeq forms them;
+            # the times go to torch as one fresh array (the stages' 0-d tensors view it)
             t0_, dt_, t1_ = T(t0), T(dt), T(t1)
-            t_prev = float(np.nextafter(t1_, t1_ - tab.one))
+            stage_t = np.empty(6, dtype=T)
+            stage_t[:4] = t0_ + tab.c * dt_
+            stage_t[4:] = np.nextafter(t1_, t1_ - tab.one)
             if sign > 0:
                 w = (tab.a * dt_).tolist()
-                stage_t = (t0_ + tab.c * dt_).tolist() + [t_prev, t_prev]
             else:
                 w = (tab.a * -dt_).tolist()
-                stage_t = (-(t0_ + tab.c * dt_)).tolist() + [-t_prev, -t_prev]
-            stage_t = torch.tensor(stage_t, dtype=dtype, device=device).unbind()
+                np.negative(stage_t, out=stage_t)
+            stage_t = torch.from_numpy(stage_t)
+            stage_t = (stage_t if on_cpu else stage_t.to(device)).unbind()
             ks = [k0]
             for i, nonzero in enumerate(tab.nonzero):
                 wi, yi = w[i], y
@@ -277,7 +307,8 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
                     yi = torch.add(yi, ks[j], alpha=wi[j])
                 ks.append(field(stage_t[i], yi))
             # yi is now y1: dopri5's last stage is evaluated at the solution (FSAL)
-            with torch.no_grad():
+            set_grad(False)
+            try:
                 # error estimate dt * sum_j e_j k_j; (7,) @ (7, N) is cheaper than stacking
                 # along a new last axis; dt is applied to the norm (a float) below
                 err = (e_weights @ torch.stack(ks).reshape(7, -1)).reshape(yi.shape)
@@ -285,6 +316,8 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
                 err /= torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
                 # RMS over all elements as torchdiffeq's norm, up to the order of summation
                 ratio = float(T(torch.linalg.vector_norm(err).item() * inv_sqrt_n * float(dt_)))
+            finally:
+                set_grad(grad_on)
             if ratio <= 1:
                 if cb_accept is not None:
                     callback(cb_accept, t0, y, dt)
@@ -296,7 +329,7 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
                 last = (t0, t0) + last[2:]
             dt = _next_step(dt, ratio)
         out.append(_interpolate(last, t_out, tab, sign))
-    return torch.stack(out)
+    return out
 
 
 def _interpolate(last, t, tab, sign):

@@ -7,7 +7,7 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_choice, check_data, check_nonneg_int,
                       check_positive, check_solver, float_dtype)
-from .dopri5 import GaveUp, odeint_dopri5
+from .dopri5 import GaveUp, check_times, dopri5_outputs, rounded
 
 #: Solver implementations behind ``ODEBlock(backend=...)``: torchdiffeq (the reference the
 #: book explains) and the package's lean dopri5 (same steps, less overhead per step).
@@ -139,7 +139,7 @@ class ODEBlock(nn.Module):
         Returns (len(times), batch, d + p). ``times`` may run backwards (T -> 0).
         """
         if self.backend == "lean":
-            return self._solve_lean(h0, times)
+            return self._solve_lean(h0, check_times(times))
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
         if self.adjoint:
             return self._guarded(h0, lambda: odeint_adjoint(
@@ -177,15 +177,16 @@ class ODEBlock(nn.Module):
             f"atol={self.atol}: lower the learning rate, add weight decay, raise "
             f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.")
 
-    def _solve_lean(self, h0, times):
+    def _solve_lean(self, h0, times, last_only=False):
         # checked here, not in __init__, because solver settings may change after construction
         # (anode_utils.cost.solver_settings)
         if self.method != "dopri5" or self.adjoint:
             raise ValueError(f"backend='lean' implements dopri5 with backpropagation through the "
                              f"solver; got method={self.method!r}, adjoint={self.adjoint}. Use "
                              f"backend='torchdiffeq' for other methods or the adjoint.")
-        return self._guarded(h0, lambda: odeint_dopri5(self.field, h0, times, self.rtol, self.atol,
-                                                       self.max_num_steps), watch=False)
+        outs = self._guarded(h0, lambda: dopri5_outputs(self.field, h0, times, self.rtol,
+                                                        self.atol, self.max_num_steps), watch=False)
+        return outs[-1] if last_only else torch.stack(outs)
 
     def forward(self, x, times=None):
         """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.
@@ -195,6 +196,18 @@ class ODEBlock(nn.Module):
         (len(times), batch, d + p).
         """
         dtype = float_dtype(self.field) if isinstance(self.field, nn.Module) else None
+        if times is None and self.backend == "lean":
+            # the training path: the end state without stacking it, and the inputs' finiteness
+            # tested only when the solve fails (a non-finite input makes dopri5's first step
+            # size NaN, so it always gives up) rather than by three tensor calls every solve
+            check_data(check_batch(x, self.data_dim), "x", dtype, finite=False)
+            try:
+                # T rounded to x's dtype, as the time tensor of the path below holds it
+                return self._solve_lean(augment(x, self.augment_dim),
+                                        (0.0, rounded(self.T, x.dtype)), True)
+            except SolverError:
+                check_data(x, "x", dtype)
+                raise
         check_data(check_batch(x, self.data_dim), "x", dtype)
         h0 = augment(x, self.augment_dim)
         if times is None:

@@ -336,3 +336,27 @@ def test_lean_dopri5_on_its_own():
     with pytest.raises(ValueError, match="float32 or float64"):
         dopri5.odeint_dopri5(lambda t, y: y, y0.half(), torch.tensor([0.0, 1.0]), 1e-3, 1e-3)
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lean_end_state_path_is_the_solve_at_the_rounded_end_time(dtype):
+    """forward() without times takes a shortcut on the lean backend (no time tensor, no stack,
+    finiteness checked only on failure); it must give the state solve() gives at the end time
+    as a tensor of x's dtype holds it, bit for bit, with the same gradients."""
+    torch.manual_seed(0)
+    blk = au.ODEBlock(au.MLPField(3).to(dtype), 2, 1, T=0.3, backend="lean")
+    x = torch.randn(16, 2, dtype=dtype)
+    fast = blk(x)
+    (g_fast,) = torch.autograd.grad(fast.square().sum(), list(blk.parameters())[:1])
+    slow = blk.solve(au.ode.augment(x, 1), torch.tensor([0.0, 0.3], dtype=dtype))[-1]
+    (g_slow,) = torch.autograd.grad(slow.square().sum(), list(blk.parameters())[:1])
+    assert torch.equal(fast, slow) and torch.equal(g_fast, g_slow)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_lean_forward_refuses_non_finite_inputs_as_a_data_error(bad):
+    model, x, _ = _toy("anode", 1, backend="lean")
+    xb = x[:8].clone()
+    xb[3, 1] = bad
+    with pytest.raises(ValueError, match=r"x holds 1 non-finite value"):
+        model(xb)

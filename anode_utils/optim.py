@@ -35,6 +35,47 @@ class FlatAdam(torch.optim.Optimizer):
         super().__init__(params, dict(lr=check_positive("lr", lr), betas=tuple(betas),
                                       eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay)))
+        self._flat = {}   # group index -> (buffer the parameters live in, their addresses)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("_flat", {})
+
+    def zero_grad(self, set_to_none=True):
+        """As torch's; ``set_to_none=True`` (what ``train`` asks for every iteration) is a plain
+        loop, without the profiler label and per-device grouping torch's method sets up."""
+        if not set_to_none:
+            return super().zero_grad(set_to_none=False)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return None
+
+    def _flat_params(self, index, params):
+        """A flat tensor whose pieces *are* ``params`` (their storage), or None.
+
+        On first use, contiguous parameters of one dtype and device are moved into one buffer
+        (``p.data`` becomes a view of it, values unchanged), so a step updates them in place
+        without concatenating them and copying the result back. Anything that gives a parameter
+        other storage or strides (``model.to(...)``, channels-last weights, a reassigned
+        ``p.data``) is noticed here (the views' addresses) and the buffer is rebuilt; when the
+        parameters cannot share one buffer, None: the step then concatenates and copies back."""
+        cached = self._flat.get(index)
+        if cached is not None:
+            flat, ptrs = cached
+            if len(ptrs) == len(params) and all(
+                    p.data_ptr() == ptr and p.is_contiguous() for p, ptr in zip(params, ptrs)):
+                return flat
+        first = params[0]
+        if not all(p.is_contiguous() and p.dtype == first.dtype and p.device == first.device
+                   and p.layout == torch.strided for p in params):
+            self._flat.pop(index, None)
+            return None
+        flat = _flatten([p.detach() for p in params])
+        for p, piece in zip(params, _unflatten(flat, params)):
+            p.data = piece
+        self._flat[index] = (flat, [p.data_ptr() for p in params])
+        return flat
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -58,7 +99,10 @@ class FlatAdam(torch.optim.Optimizer):
                 raise RuntimeError("FlatAdam: the parameters with gradients changed between steps; "
                                    "use torch.optim.Adam for this model (train(..., optimizer=...))")
             lr, (beta1, beta2) = group["lr"], group["betas"]
-            flat = _flatten(params)
+            flat = self._flat_params(index, params) if len(params) == len(group["params"]) else None
+            in_place = flat is not None
+            if not in_place:
+                flat = _flatten(params)
             grad = _flatten([p.grad for p in params])
             state["step"] += 1
             step = float(state["step"])
@@ -74,5 +118,6 @@ class FlatAdam(torch.optim.Optimizer):
             denom.div_((1 - beta2 ** step) ** 0.5)
             denom.add_(group["eps"])
             flat.addcdiv_(exp_avg, denom, value=step_size)
-            torch._foreach_copy_(params, _unflatten(flat, params))
+            if not in_place:
+                torch._foreach_copy_(params, _unflatten(flat, params))
         return loss

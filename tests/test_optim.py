@@ -73,3 +73,66 @@ def test_flat_adam_skips_parameters_that_never_get_gradients():
 def test_flat_adam_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         FlatAdam(au.ODENet(2).parameters(), **kwargs)
+
+
+def test_flat_adam_updates_the_parameters_in_one_buffer_in_place():
+    torch.manual_seed(0)
+    model = au.ResNet(3, 2, 17, num_layers=3)
+    twin = copy.deepcopy(model)
+    params = list(model.parameters())
+    _steps(twin, torch.optim.Adam(twin.parameters(), lr=3e-3, foreach=True), n=3)
+    _steps(model, FlatAdam(model.parameters(), lr=3e-3), n=3)
+    # the same Parameter objects, now living in one storage, with torch's values
+    assert all(p is q for p, q in zip(params, model.parameters()))
+    assert len({p.untyped_storage().data_ptr() for p in params}) == 1
+    assert all(torch.equal(a, b) for a, b in zip(twin.parameters(), model.parameters()))
+
+
+@pytest.mark.parametrize("change", ["new storage", "strides", "transposed view", "load_state_dict"])
+def test_flat_adam_follows_parameters_changed_between_steps(change):
+    """Parameters given new storage or strides after FlatAdam moved them into its buffer (or
+    overwritten in place) are updated as torch's Adam updates them."""
+    torch.manual_seed(0)
+    model = au.ResNet(3, 2, 17, num_layers=3)
+    twin = copy.deepcopy(model)
+    opts = [torch.optim.Adam(twin.parameters(), lr=3e-3, foreach=True),
+            FlatAdam(model.parameters(), lr=3e-3)]
+    other = au.ResNet(3, 2, 17, num_layers=3).state_dict()
+    for m, opt in zip((twin, model), opts):
+        _steps(m, opt, n=3)
+        with torch.no_grad():
+            for i, p in enumerate(m.parameters()):
+                if change == "new storage":
+                    p.data = p.data.clone()
+                elif change == "strides" and p.dim() == 2:
+                    p.data = p.data.t().contiguous().t()   # same values, transposed layout
+                elif change == "transposed view" and p.dim() == 2 and p.shape[0] == p.shape[1]:
+                    p.data = p.data.t()   # the same storage and address, other strides
+            if change == "load_state_dict":
+                m.load_state_dict(other)
+        _steps(m, opt, n=3, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(twin.parameters(), model.parameters()))
+    if change == "strides":   # the layout the caller chose is kept
+        assert not model.blocks[0].net[0].weight.is_contiguous()
+
+
+def test_flat_adam_keeps_channels_last_convolution_weights():
+    from anode_utils import conv
+    torch.manual_seed(0)
+    model = conv.ConvODENet((1, 6, 6), 4, 1).to(memory_format=torch.channels_last)
+    twin = copy.deepcopy(model)
+    _steps(twin, torch.optim.Adam(twin.parameters(), lr=3e-3, foreach=True), n=3)
+    _steps(model, FlatAdam(model.parameters(), lr=3e-3), n=3)
+    assert all(torch.equal(a, b) for a, b in zip(twin.parameters(), model.parameters()))
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
+def test_flat_adam_zero_grad_either_way():
+    model = au.ODENet(2)
+    opt = FlatAdam(model.parameters())
+    _steps(model, opt, n=1)
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())

@@ -3,6 +3,7 @@ import copy
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import anode_utils as au
 from anode_utils.optim import FlatAdam
@@ -136,3 +137,27 @@ def test_flat_adam_zero_grad_either_way():
     assert all(p.grad is not None and not p.grad.any() for p in model.parameters())
     opt.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_flat_adam_runs_step_hooks_and_schedulers():
+    """FlatAdam's step skips torch's profiler wrapper when no step hook is registered; with
+    hooks (its own or global ones) it runs them as torch's optimizers do."""
+    model = au.ODENet(2)
+    opt = FlatAdam(model.parameters(), lr=1e-2)
+    calls = []
+    handles = [opt.register_step_pre_hook(lambda o, args, kwargs: calls.append("pre")),
+               opt.register_step_post_hook(lambda o, args, kwargs: calls.append("post")),
+               register_optimizer_step_pre_hook(
+                   lambda o, args, kwargs: calls.append("global"))]
+    try:
+        _steps(model, opt, n=2)
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == ["global", "pre", "post"] * 2
+    _steps(model, opt, n=1)
+    assert len(calls) == 6
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    _steps(model, opt, n=1)
+    scheduler.step()
+    assert opt.param_groups[0]["lr"] == 5e-3

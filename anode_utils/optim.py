@@ -3,13 +3,16 @@
 The toy models have few, small parameter tensors (a ten-layer ResNet: 62 of them, a few hundred
 numbers each). ``torch.optim.Adam`` updates them tensor by tensor (its ``foreach`` path on the
 CPU is a loop over the same per-tensor kernels), so a step costs about ten small kernel calls
-per tensor, a third of a ResNet training step. :class:`FlatAdam` concatenates parameters and
-gradients, runs the same update formula, operation by operation in the same order and with the
-same scalars as torch's ``foreach`` implementation (torch/optim/adam.py,
-``_multi_tensor_adam`` without capturable/amsgrad/maximize), once on the concatenation, and
-copies the new values back. Every operation is elementwise, so each number goes through the
-same arithmetic; tests check that training gives torch's weights and losses bit for bit on
-the default, AVX2 and AVX-512 CPU code paths.
+per tensor, a third of a ResNet training step. :class:`FlatAdam` keeps the parameters as views
+of one flat buffer (moved there at the first step, values unchanged), concatenates the
+gradients, and runs the same update formula, operation by operation in the same order and with
+the same scalars as torch's ``foreach`` implementation (torch/optim/adam.py,
+``_multi_tensor_adam`` without capturable/amsgrad/maximize), once on the buffer, which updates
+the parameters in place. Every operation is elementwise, so each number goes through the same
+arithmetic; tests check that training gives torch's weights and losses bit for bit on the
+default, AVX2 and AVX-512 CPU code paths. Parameters that cannot share one buffer
+(non-contiguous, e.g. channels-last convolution weights, or of mixed dtypes) are concatenated
+and copied back at every step instead.
 """
 import torch
 from torch.optim import optimizer as _torch_optimizer

@@ -196,6 +196,44 @@ def profile_rows(iters=30):
     return out
 
 
+def adam_step_times(iters=3000, warmup=100):
+    """Median seconds per optimizer step of torch's Adam (per-tensor ``foreach`` path, which the
+    CPU runs by default, and the ``fused`` kernel) and :class:`FlatAdam` (what ``train``
+    builds), on the parameters of the toy NODE and of the ten-layer ResNet, steps interleaved
+    (A, B, C, A, ...) on fixed random gradients, one thread, CPU time. Steps run back to back,
+    so caches are warm: inside a training step, after the backward pass, each costs more."""
+    import copy
+    import profile_step
+    torch.set_num_threads(1)
+    variants = {
+        "torch Adam (foreach)": lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=True),
+        "torch Adam (fused)": lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True),
+        "FlatAdam": lambda ps: FlatAdam(ps, lr=1e-3),
+    }
+    out = {}
+    for name in ("node", "resnet"):
+        torch.manual_seed(0)
+        base = au.make_model(au.make_config(model=name))
+        gen = torch.Generator().manual_seed(1)
+        grads = [torch.randn(p.shape, generator=gen).mul_(1e-3) for p in base.parameters()]
+        opts = {}
+        for variant, make in variants.items():
+            params = list(copy.deepcopy(base).parameters())
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opts[variant] = make(params)
+        times = {v: [] for v in variants}
+        for i in range(iters + warmup):
+            for variant, opt in opts.items():
+                t0 = profile_step._clock()
+                opt.step()
+                if i >= warmup:
+                    times[variant].append(profile_step._clock() - t0)
+        out[name] = {"tensors": len(grads), "numbers": sum(g.numel() for g in grads),
+                     **{v: statistics.median(t) for v, t in times.items()}}
+    return out
+
+
 SECTIONS = ("toy", "parallel", "adjoint", "profile", "book")
 
 
@@ -254,6 +292,13 @@ def main(argv=None):
                 print(f"  NFE differed between variants at {prof[f'{name}_nfe_mismatches']} iterations")
         print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
         print("\n".join(profile_step.format_floor(prof["floor"])))
+        report["adam"] = adam = adam_step_times()
+        print("\nAdam steps alone, us (median; back to back on fixed gradients, 1 thread, CPU time)")
+        print(f"{'model':8} {'tensors':>7} {'numbers':>8} " + " ".join(f"{v:>21}" for v in adam["node"]
+                                                                  if v not in ("tensors", "numbers")))
+        for name, r in adam.items():
+            print(f"{name:8} {r['tensors']:7d} {r['numbers']:8d} " + " ".join(
+                f"{1e6 * t:21.1f}" for v, t in r.items() if v not in ("tensors", "numbers")))
     if "book" in sections:
         report["book_s"] = times = book_times(args.book_before)
         report["book_before"] = args.book_before

@@ -18,7 +18,9 @@ What is the same as ``torchdiffeq.odeint(..., method='dopri5')`` (version 0.2.x)
   the field, called with the same arguments.
 
 Hence, on the same inputs, the same accepted and rejected steps and the same NFE, and the same
-first step size to the bit. States agree to rounding (a different order of summation), ~1e-7
+first step size to the bit wherever torch's square root is correctly rounded (MKL's vector math,
+which torch may use for it, is not always: then the two can differ by an ulp; this solver's
+square root is the correctly rounded one on every machine). States agree to rounding (a different order of summation), ~1e-7
 relative in float32; the error estimate is a sum that cancels to far below the stages it sums,
 so its rounding, and with it the later step sizes, differ by ~1e-6 relative on the toy models
 (~1e-4 next to a jump in the field); an accept/reject decision could flip only for an error
@@ -113,7 +115,8 @@ def _rms(x, T):
     """torchdiffeq's norm ``x.abs().pow(2).mean().sqrt()`` as a Python float of dtype T.
 
     x.square() equals x.abs().pow(2) bit for bit, and the square root of the float32 mean taken
-    in float64 and rounded to float32 equals float32's own (correctly rounded) square root."""
+    in float64 and rounded to float32 is the correctly rounded float32 square root, on any
+    machine (torch's float32 sqrt is too, except where MKL's vector math stands in for it)."""
     return T(math.sqrt(x.square().mean().item()))
 
 

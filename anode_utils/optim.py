@@ -22,6 +22,9 @@ from ._checks import check_nonneg, check_positive
 # torch's own C++ helpers (used by its distributed data parallel): concatenate flattened
 # tensors in one call, and split a flat tensor back into views shaped like a list of tensors
 _flatten, _unflatten = torch._C._nn.flatten_dense_tensors, torch._C._nn.unflatten_dense_tensors
+# the undecorated function under torch's dynamo-disable wrapper (functools.wraps keeps it)
+_ADD_PARAM_GROUP = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__",
+                           torch.optim.Optimizer.add_param_group)
 # every optimizer's step hooks (torch.optim.optimizer.register_optimizer_step_pre_hook / _post_hook)
 _GLOBAL_PRE_HOOKS = _torch_optimizer._global_optimizer_pre_hooks
 _GLOBAL_POST_HOOKS = _torch_optimizer._global_optimizer_post_hooks
@@ -43,6 +46,13 @@ class FlatAdam(torch.optim.Optimizer):
                                       eps=check_nonneg("eps", eps),
                                       weight_decay=check_nonneg("weight_decay", weight_decay)))
         self._flat = {}   # group index -> (buffer the parameters live in, their addresses)
+
+    def add_param_group(self, param_group):
+        """torch's ``Optimizer.add_param_group`` itself, without its ``torch._disable_dynamo``
+        wrapper: on first use that wrapper imports ``torch._dynamo``, about a second and a half
+        in every process that builds an optimizer (each chapter, each worker process), for a
+        guard that only matters inside ``torch.compile``, which never traces FlatAdam."""
+        return _ADD_PARAM_GROUP(self, param_group)
 
     def __setstate__(self, state):
         super().__setstate__(state)

@@ -161,3 +161,19 @@ def test_flat_adam_runs_step_hooks_and_schedulers():
     _steps(model, opt, n=1)
     scheduler.step()
     assert opt.param_groups[0]["lr"] == 5e-3
+
+
+def test_flat_adam_builds_without_importing_dynamo_and_keeps_torchs_group_checks():
+    """FlatAdam calls torch's add_param_group without its dynamo-disable wrapper, which imports
+    torch._dynamo (about a second per process) on first use; torch's own checks still run."""
+    import subprocess
+    import sys
+    code = ("import sys, torch; from anode_utils.optim import FlatAdam; "
+            "FlatAdam([torch.nn.Parameter(torch.zeros(2))]); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    opt = FlatAdam([{"params": [p]}, {"params": [q], "lr": 1e-2}])
+    assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-2]
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        FlatAdam([{"params": [p]}, {"params": [p]}])

@@ -181,13 +181,21 @@ def book_times(before=BOOK_BEFORE):
     return out
 
 
-def profile_rows(iters=30):
-    """Step time vs the field's own time, per solver backend (benchmarks/profile_step.py)."""
+def profile_rows(iters=30, repeats=3):
+    """Step time vs the field's own time, per solver backend (benchmarks/profile_step.py).
+    The toy profile is repeated ``repeats`` times (the first is tabulated); each repeat's
+    step / field ratios are kept, to show how much they move within one run."""
     import profile_step
     out = {}
     for name, p in (("node", 0), ("anode", 1)):
-        out[name], out[f"{name}_nfe_mismatches"] = profile_step.toy_profile(name, p, iters,
-                                                                           fused_adam=True)
+        ratios = {}
+        for r in range(repeats):
+            summary, bad = profile_step.toy_profile(name, p, iters, fused_adam=True)
+            if r == 0:
+                out[name], out[f"{name}_nfe_mismatches"] = summary, bad
+            for variant, m in summary.items():
+                ratios.setdefault(variant, []).append(m["ratio"])
+        out[f"{name}_ratio_repeats"] = ratios
     out["mnist32"], out["mnist32_nfe_mismatches"] = profile_step.image_profile()
     out["floor"] = profile_step.solver_floor()
     live, bad = profile_step.live_image_profile()
@@ -290,6 +298,11 @@ def main(argv=None):
             print("\n".join(profile_step.format_rows(name, prof[name])))
             if prof[f"{name}_nfe_mismatches"]:
                 print(f"  NFE differed between variants at {prof[f'{name}_nfe_mismatches']} iterations")
+        for name in ("node", "anode"):
+            print(f"{name} step / field over {len(prof[name + '_ratio_repeats']['lean'])} repeats "
+                  f"of the toy profile: " + "; ".join(
+                      f"{v} " + ", ".join(f"{r:.2f}" for r in rs)
+                      for v, rs in prof[name + "_ratio_repeats"].items()))
         print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
         print("\n".join(profile_step.format_floor(prof["floor"])))
         report["adam"] = adam = adam_step_times()

@@ -20,11 +20,11 @@ What is the same as ``torchdiffeq.odeint(..., method='dopri5')`` (version 0.2.x)
 Hence, on the same inputs, the same accepted and rejected steps and the same NFE, and the same
 first step size to the bit wherever torch's square root is correctly rounded (MKL's vector math,
 which torch may use for it, is not always: then the two can differ by an ulp; this solver's
-square root is the correctly rounded one on every machine). States agree to rounding (a different order of summation), ~1e-7
-relative in float32; the error estimate is a sum that cancels to far below the stages it sums,
-so its rounding, and with it the later step sizes, differ by ~1e-6 relative on the toy models
-(~1e-4 next to a jump in the field); an accept/reject decision could flip only for an error
-ratio that close to 1.
+square root is the correctly rounded one on every machine). States agree to rounding (a
+different order of summation), ~1e-7 relative in float32; the error estimate is a sum that
+cancels to far below the stages it sums, so its rounding, and with it the later step sizes,
+differ by ~1e-6 relative on the toy models (~1e-4 next to a jump in the field); an
+accept/reject decision could flip only for an error ratio that close to 1.
 
 What is leaner: times, step sizes and stage weights are Python floats (numpy float32 where the
 state is float32) instead of 0-d tensors; stages are combined by ``torch.add(alpha=)`` instead
@@ -262,7 +262,7 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
         return f if sign > 0 else -f
 
     # grad mode is switched with torch's own setter: the no_grad context manager costs a
-    # Python object and two calls per use, three uses per step
+    # Python object and two calls per use, two uses per step and one per solve
     set_grad, grad_on = torch._C._set_grad_enabled, torch.is_grad_enabled()
     t0 = ts[0]
     k0 = field(torch.scalar_tensor(sign * float(T(t0)), dtype=dtype, device=device), y0)

@@ -11,8 +11,8 @@ from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int,
                       float_dtype)
 from .data import batches
 from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
-from .optim import FlatAdam
 from .ode import SolverError, backward_guard
+from .optim import FlatAdam
 
 LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
 
@@ -233,8 +233,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     history = history if history is not None else History()
     loss_fn = LOSSES[loss]()
     if optimizer is None:
-        # torch's Adam update on one flat buffer: the same numbers (tests), a few tensor calls
-        # per step instead of about ten per parameter tensor (a ten-layer ResNet has 62)
+        # torch's Adam update on one flat buffer that holds the parameters: the same numbers
+        # (tests), a few tensor calls per step instead of about ten per parameter tensor (a
+        # ten-layer ResNet has 62)
         optimizer = FlatAdam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     bar = None

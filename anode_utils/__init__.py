@@ -2,7 +2,7 @@
 *Augmented Neural ODEs, reproduced*."""
 from . import experiments, notebook, plots, report, stats
 from .data import (angular_split, batches, concentric_spheres, grid_2d, map_1d,
-                   separable_spheres)
+                   separable_spheres, shifted_sines)
 from .experiments import (DEFAULTS, histories, load_model, make_config, make_data, make_model,
                           run_toy, seed_configs, summarize)
 from .fields import CountingField, MLPField

@@ -91,6 +91,34 @@ def separable_spheres(dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=
     return x, y
 
 
+def shifted_sines(dim=2, num_per_curve=1500, shift=1.4, noise=0.1, seed=0):
+    """The authors' separable control task: two noisy sine curves, one shifted up, one down.
+
+    u ~ U[-1, 1], v = sin(pi u) + s + N(0, noise^2) with s = +shift/2 (label +1) or
+    -shift/2 (label -1). In d = 1 the input is v alone; in d = 2 it is (u, v); in d > 2 the
+    extra coordinates are uniform in [-1, 1]. A flow can separate the two classes without
+    tearing anything: the curves never meet (for noise small against the shift).
+
+    Returns x (2 * num_per_curve, dim), y (2 * num_per_curve, 1), the lower curve first.
+    """
+    dim = check_pos_int("dim", dim)
+    n = check_pos_int("num_per_curve", num_per_curve)
+    check_positive("shift", shift)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+        raise ValueError(f"noise must be a number >= 0; got {noise!r}")
+    gen = _generator(seed)
+    u = 2 * torch.rand(2 * n, 1, generator=gen, dtype=torch.float64) - 1
+    offset = torch.cat([-torch.full((n, 1), shift / 2), torch.full((n, 1), shift / 2)]).double()
+    v = torch.sin(math.pi * u) + offset + noise * torch.randn(2 * n, 1, generator=gen,
+                                                              dtype=torch.float64)
+    cols = [v] if dim == 1 else [u, v]
+    if dim > 2:
+        cols.append(2 * torch.rand(2 * n, dim - 2, generator=gen, dtype=torch.float64) - 1)
+    x = torch.cat(cols, dim=1).float()
+    y = torch.cat([-torch.ones(n, 1), torch.ones(n, 1)])
+    return x, y
+
+
 def angular_split(x, y, start=0.0, stop=math.pi / 5):
     """Split off the points whose angle atan2(x_2, x_1) lies in [start, stop] (radians).
 
@@ -126,5 +154,6 @@ def batches(x, y, batch_size, generator=None, shuffle=True):
         yield x[idx], y[idx]
 
 
-__all__ = ["map_1d", "concentric_spheres", "separable_spheres", "angular_split", "grid_2d",
+__all__ = ["map_1d", "concentric_spheres", "separable_spheres", "shifted_sines", "angular_split",
+           "grid_2d",
            "batches"]

@@ -10,28 +10,31 @@ import torch
 
 from ._checks import (check_bool, check_choice, check_interval, check_nonneg, check_nonneg_int,
                       check_optional_positive, check_pos_int, check_positive, check_solver)
-from .data import angular_split, concentric_spheres, map_1d, separable_spheres
+from .data import angular_split, concentric_spheres, map_1d, separable_spheres, shifted_sines
 from .models import ODENet, ResNet
 from .regularizers import RegularizedODENet
 from .variants import LearnedAugmentODENet, SecondOrderODENet
 from .training import History, evaluate, train
 
-TASKS = ("g1d", "identity", "spheres", "separable")
+TASKS = ("g1d", "identity", "spheres", "separable", "sines")
 MODELS = ("node", "anode", "resnet", "learned_anode", "second_order")
 
-#: The standard annulus configuration (paper Section 4.1 set-up, one seed).
+#: The standard annulus configuration (the authors' toy set-up, one seed; 12 epochs for the
+#: chapters' live runs, 30 in the stored paper-scale runs).
 DEFAULTS = dict(
-    task="spheres", dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=1.5,
+    task="spheres", dim=2, num_inner=500, num_outer=1500, r1=0.5, r2=1.0, r3=1.5,
     num_points=100,                     # g1d / identity only
+    num_per_curve=1500, shift=1.4, noise=0.1,   # sines only (the authors' shifted sines)
     val_slice=None,                     # [start, stop] angles held out as validation set
     model="node", augment_dim=0, hidden_dim=32, time_dependent=True, readout=True,
-    num_layers=10,                      # resnet only
+    num_layers=5, out_relu=True,        # resnet only (the authors' residual blocks)
     method="dopri5", rtol=1e-3, atol=1e-3, adjoint=False, T=1.0, max_num_steps=1000,
     step_size=None,                     # fixed-grid methods (euler, rk4, midpoint) only
     backend="torchdiffeq",              # or "lean": same dopri5 steps, less overhead (ode.py)
     epochs=12, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
     kinetic=0.0, jacobian=0.0, end_time_jitter=0.0,   # cheap-flow regularisers (regularizers.py)
-    data_seed=0, seed=0,
+    data_seed=None,                     # None: the data are drawn from ``seed`` as well
+    seed=0,
 )
 
 
@@ -49,15 +52,17 @@ def _choice(choices):
 FIELD_CHECKS = dict(
     task=_choice(TASKS), dim=check_pos_int, num_inner=check_pos_int, num_outer=check_pos_int,
     r1=check_positive, r2=check_positive, r3=check_positive, num_points=check_pos_int,
+    num_per_curve=check_pos_int, shift=check_positive, noise=check_nonneg,
     val_slice=lambda name, v: None if v is None else check_interval(name, v),
     model=_choice(MODELS), augment_dim=check_nonneg_int, hidden_dim=check_pos_int,
-    time_dependent=check_bool, readout=check_bool, num_layers=check_pos_int,
+    time_dependent=check_bool, readout=check_bool, num_layers=check_pos_int, out_relu=check_bool,
     method=lambda name, v: check_solver(v), rtol=check_positive, atol=check_positive,
     adjoint=check_bool, T=check_positive, max_num_steps=check_pos_int,
     step_size=check_optional_positive, epochs=check_nonneg_int, batch_size=check_pos_int,
     lr=check_positive, weight_decay=check_nonneg, loss=_choice(TOY_LOSSES),
     kinetic=check_nonneg, jacobian=check_nonneg, end_time_jitter=check_nonneg,
-    data_seed=check_nonneg_int, seed=check_nonneg_int, backend=_choice(("torchdiffeq", "lean")),
+    data_seed=lambda name, v: None if v is None else check_nonneg_int(name, v),
+    seed=check_nonneg_int, backend=_choice(("torchdiffeq", "lean")),
 )
 
 
@@ -74,7 +79,7 @@ def check_config(cfg):
         raise ValueError(f"radii must satisfy r1 < r2 < r3 (ball, then a gap, then the shell); "
                          f"got r1={cfg['r1']}, r2={cfg['r2']}, r3={cfg['r3']}")
     if cfg["val_slice"] is not None:
-        if cfg["task"] in ("g1d", "identity") or cfg["dim"] < 2:
+        if cfg["task"] not in ("spheres", "separable") or cfg["dim"] < 2:
             raise ValueError("val_slice holds out an angular slice, so it needs task 'spheres' or "
                              "'separable' with dim >= 2; set it to null (None) for this task")
         start, stop = cfg["val_slice"]
@@ -123,19 +128,30 @@ def check_trainable(cfg):
                          f"readout=True, or build targets of that shape and call anode_utils.train")
 
 
+def data_seed(cfg):
+    """The seed the data set is drawn from: ``data_seed``, or the run's ``seed`` when it is
+    None (each seed then sees its own sample of the task, as well as its own initialisation)."""
+    return cfg.get("seed", 0) if cfg.get("data_seed") is None else cfg["data_seed"]
+
+
 def make_data(cfg):
     """(x, y) for the whole task, and the validation slice when ``val_slice`` is set.
 
     Returns ``(x_train, y_train), val`` with val None or (x_val, y_val). A ``val_slice``
-    that selects no points, or every point, raises a ValueError naming it.
+    that selects no points, or every point, raises a ValueError naming it. The data are
+    drawn from :func:`data_seed`.
     """
+    seed = data_seed(cfg)
     if cfg["task"] in ("g1d", "identity"):
         x, y = map_1d("flip" if cfg["task"] == "g1d" else "identity", cfg["num_points"],
-                      seed=cfg["data_seed"])
+                      seed=seed)
+    elif cfg["task"] == "sines":
+        x, y = shifted_sines(cfg["dim"], cfg["num_per_curve"], cfg["shift"], cfg["noise"],
+                             seed=seed)
     else:
         make = concentric_spheres if cfg["task"] == "spheres" else separable_spheres
         x, y = make(cfg["dim"], cfg["num_inner"], cfg["num_outer"], cfg["r1"], cfg["r2"],
-                    cfg["r3"], seed=cfg["data_seed"])
+                    cfg["r3"], seed=seed)
     if cfg["val_slice"] is None:
         return (x, y), None
     (x_train, y_train), (x_val, y_val) = angular_split(x, y, *cfg["val_slice"])
@@ -155,7 +171,7 @@ def make_model(cfg):
                   step_size=cfg["step_size"], backend=cfg.get("backend", "torchdiffeq"))
     if cfg["model"] == "resnet":
         return ResNet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["num_layers"], cfg["augment_dim"],
-                      readout=cfg["readout"])
+                      readout=cfg["readout"], out_relu=cfg["out_relu"])
     if cfg["model"] == "learned_anode":
         return LearnedAugmentODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"],
                                     cfg["time_dependent"], **solver)
@@ -203,7 +219,8 @@ def histories(results):
 
 
 def seed_configs(cfg, seeds):
-    """One config per seed (model init and batch order change; the data set does not)."""
+    """One config per seed: model init and batch order change, and, unless the config fixes
+    ``data_seed``, the data set is drawn afresh from each seed too."""
     return [dict(cfg, seed=int(s)) for s in seeds]
 
 

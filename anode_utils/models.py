@@ -4,7 +4,7 @@ from torch import nn
 
 from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
                       float_dtype)
-from .fields import CountingField, MLPField, apply_mlp
+from .fields import CountingField, MLPField
 from .ode import ODEBlock, augment
 
 
@@ -58,37 +58,47 @@ class ODENet(nn.Module):
 
 
 class ResidualBlock(CountingField):
-    """One ResNet layer's residual function f_k(h); counts evaluations like a field."""
+    """One ResNet layer's residual function f_k(h); counts evaluations like a field.
 
-    def __init__(self, dim, hidden_dim):
+    The authors' block: f_k(h) = ReLU(W2 ReLU(W1 h + b1) + b2), one hidden layer of
+    ``hidden_dim`` units. ``out_relu=False`` drops the outer ReLU, so that a block can move
+    h down as well as up (with it, a ResNet without readout only ever increases h).
+    Shapes: h (batch, dim) -> (batch, dim).
+    """
+
+    def __init__(self, dim, hidden_dim, out_relu=True):
         super().__init__()
         self.dim = dim
-        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.ReLU(), nn.Linear(hidden_dim, dim))
+        layers = [nn.Linear(dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, dim)]
+        self.net = nn.Sequential(*layers, *([nn.ReLU()] if out_relu else []))
 
     def forward(self, t, h):
-        # as MLPField.forward: the layers' functions called directly, the same numbers
-        self.__dict__["nfe"] += 1
-        return apply_mlp(self.net, h, torch.relu)
+        self.nfe += 1
+        return self.net(h)
 
 
 class ResNet(nn.Module):
     """Discrete baseline: h_{k+1} = h_k + dt * f_k(h_k), k = 0..num_layers-1, dt = T / num_layers.
 
-    Each layer has its own MLP (the paper's ResNet); with ``dt = 1`` this is the usual
-    residual update. Same readout/augmentation conventions as :class:`ODENet`.
+    The authors' toy ResNet by default: 5 blocks, each its own :class:`ResidualBlock` (hidden
+    width 32, outer ReLU), then a linear readout; with ``dt = 1`` (T None) this is the usual
+    residual update. Parameters: L (2 d h + h + d) + d + 1 for data_dim d, hidden h, L
+    layers and output 1. Same readout/augmentation conventions as :class:`ODENet`.
     Shapes: x (batch, data_dim) -> (batch, output_dim).
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, num_layers=10, augment_dim=0, T=None,
-                 readout=True):
+    def __init__(self, data_dim, output_dim=1, hidden_dim=32, num_layers=5, augment_dim=0, T=None,
+                 readout=True, out_relu=True):
         super().__init__()
         self.data_dim = check_pos_int("data_dim", data_dim)
         self.augment_dim = check_nonneg_int("augment_dim", augment_dim)
         self.num_layers = check_pos_int("num_layers", num_layers)
         self.dt = 1.0 if T is None else check_positive("T", T) / num_layers
         dim = data_dim + augment_dim
-        self.blocks = nn.ModuleList(ResidualBlock(dim, check_pos_int("hidden_dim", hidden_dim))
+        hidden_dim = check_pos_int("hidden_dim", hidden_dim)
+        if not isinstance(out_relu, bool):
+            raise ValueError(f"out_relu must be True or False; got {out_relu!r}")
+        self.blocks = nn.ModuleList(ResidualBlock(dim, hidden_dim, out_relu)
                                     for _ in range(num_layers))
         if readout:
             self.readout = nn.Linear(dim, check_pos_int("output_dim", output_dim))

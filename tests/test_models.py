@@ -33,11 +33,50 @@ def test_parameter_counts(d, p, time_dep):
     assert au.count_parameters(au.ODENet(d, 1, h, p, time_dep)) == field + readout
 
 
-def test_resnet_parameter_count_and_layers():
-    d, h, L = 2, 32, 10
-    per_block = d * h + h + h * h + h + h * d + d
+@pytest.mark.parametrize("d,h,L", [(2, 32, 5), (1, 32, 5), (3, 16, 2)])
+def test_resnet_parameter_count_and_layers(d, h, L):
+    """The authors' block: Linear(d, h), ReLU, Linear(h, d), ReLU; a linear readout."""
+    per_block = d * h + h + h * d + d
     assert au.count_parameters(au.ResNet(d, 1, h, L)) == L * per_block + d + 1
     assert au.ResNet(d, 1, h, L).trajectory(torch.zeros(3, d)).shape == (L + 1, 3, d)
+
+
+def test_default_resnet_is_the_authors_and_smaller_than_the_node():
+    """5 blocks of width 32: 813 weights in d = 2, fewer than the NODE's 1,253."""
+    resnet, node = au.make_model(au.make_config(model="resnet")), au.ODENet(2)
+    assert len(resnet.blocks) == 5 and au.count_parameters(resnet) == 813
+    assert au.count_parameters(node) == 1253
+    block = resnet.blocks[0].net
+    assert [type(m).__name__ for m in block] == ["Linear", "ReLU", "Linear", "ReLU"]
+    h = torch.randn(4, 2)
+    assert torch.equal(block(h), torch.relu(block[2](torch.relu(block[0](h)))))
+    assert (resnet.blocks[0](None, h) >= 0).all()   # the outer ReLU: residuals only push up
+    free = au.ResNet(2, out_relu=False).blocks[0].net
+    assert [type(m).__name__ for m in free] == ["Linear", "ReLU", "Linear"]
+
+
+def test_shifted_sines_task():
+    x, y = au.shifted_sines(2, 200, shift=1.4, noise=0.0, seed=3)
+    assert x.shape == (400, 2) and y.shape == (400, 1)
+    assert (y[:200] == -1).all() and (y[200:] == 1).all()
+    s = torch.sin(torch.pi * x[:, :1].double()).float()
+    assert torch.allclose(x[:, 1:] - s, 0.7 * y, atol=1e-5)
+    x1, _ = au.shifted_sines(1, 200, noise=0.1, seed=3)
+    assert x1.shape == (400, 1)
+    assert au.shifted_sines(3, 10, seed=1)[0].shape == (20, 3)
+    with pytest.raises(ValueError, match="num_per_curve"):
+        au.shifted_sines(2, 0)
+    with pytest.raises(ValueError, match="noise"):
+        au.shifted_sines(2, 10, noise=-1)
+
+
+def test_data_is_resampled_per_seed_unless_data_seed_is_fixed():
+    cfgs = au.seed_configs(au.make_config(num_inner=20, num_outer=40), [0, 1])
+    (x0, _), _ = au.make_data(cfgs[0])
+    (x1, _), _ = au.make_data(cfgs[1])
+    assert not torch.equal(x0, x1)
+    fixed = au.seed_configs(au.make_config(num_inner=20, num_outer=40, data_seed=7), [0, 1])
+    assert torch.equal(au.make_data(fixed[0])[0][0], au.make_data(fixed[1])[0][0])
 
 
 def test_forward_nfe_of_dopri5_and_zero_backward_nfe_without_adjoint():

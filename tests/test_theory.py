@@ -119,7 +119,7 @@ def test_node_cannot_fit_g1d_but_resnet_can():
     node = au.run_toy(au.make_config(task="g1d", model="node", readout=False, epochs=25, lr=1e-2))
     assert node["final"]["train_loss"] > 0.9
     # without a readout the blocks must move h down as well as up: no outer ReLU
-    resnet = au.run_toy(au.make_config(task="g1d", model="resnet", num_layers=5, readout=False,
+    resnet = au.run_toy(au.make_config(task="g1d", model="resnet", num_layers=2, readout=False,
                                        out_relu=False, epochs=50, lr=1e-2))
     assert resnet["final"]["train_loss"] < 0.1
 

@@ -15,15 +15,19 @@ The sanitizer rules are :data:`SANITIZE_RULES`; ``tests/test_report.py`` checks 
 file holds them and that they mask figures but not claims.
 """
 import html
+import textwrap
 
-#: Characters of a printed line that fit the book's output column (longer lines are cut off).
-WIDTH = 90
+#: Characters of a text line that fit the book's output column at 1300 px (78; longer lines
+#: are cut off). Display objects wrap their plain text to this width; their HTML wraps freely.
+WIDTH = 78
 #: Text that starts a measured figure in a printed line; the figure runs to the line's end.
 MEASURED = "[measured: "
 #: Invisible first line of a Markdown table of measured figures.
 TABLE_MARK = "<!-- measured figures: not compared by nbval -->"
 #: (regex, replacement) pairs that ``nbval_sanitize.cfg`` must hold, in this order.
 SANITIZE_RULES = (
+    (r'(?s)<span class="measured">.*?</span>', '<span class="measured">[measured]</span>'),
+    (r"(?s)\[measured:\s[^\[\]]*\]", "[measured]"),
     (r"(?m)\[measured: .*\]$", "[measured]"),
     (r"(?s)<!-- measured figures: not compared by nbval -->.*", "<!-- measured figures -->"),
 )
@@ -52,6 +56,88 @@ def claim(statement, holds, measured=None):
         # the rendered output column holds about WIDTH characters: a long tail goes on its own line
         line += f"   {tail}" if len(line) + 3 + len(tail) <= WIDTH else f"\n    {tail}"
     print(line)
+
+
+#: Left-border colours of the displayed lines, by kind.
+_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "inconclusive": "#b26a00",
+            "check": "#455a64", "check failed": "#c62828", "measured": "#90a4ae"}
+
+
+class Line:
+    """One result line shown in the book: a verdict, a check or measured figures.
+
+    Its HTML form (what the book shows) wraps to the column on any screen; its plain-text
+    form (what nbval compares, what a terminal prints) is wrapped to :data:`WIDTH`. Measured
+    figures sit in ``[measured: ...]`` (plain) and ``<span class="measured">`` (HTML), which
+    ``nbval_sanitize.cfg`` masks.
+    """
+
+    def __init__(self, kind, text, figures=None):
+        if kind not in _COLOURS:
+            raise ValueError(f"kind must be one of {sorted(_COLOURS)}; got {kind!r}")
+        self.kind, self.text = kind, str(text)
+        self.figures = None if figures is None else _figures(figures)
+
+    def _label(self):
+        return "" if self.kind == "measured" else self.kind.capitalize() + ": "
+
+    def __repr__(self):
+        body = textwrap.fill(self._label() + self.text, WIDTH)
+        if self.figures is not None:
+            body += "\n" + textwrap.fill(f"{MEASURED}{self.figures}]", WIDTH,
+                                         subsequent_indent="  ")
+        return body
+
+    def _repr_html_(self):
+        label = self._label()
+        out = (f'<div style="border-left:4px solid {_COLOURS[self.kind]};padding:1px 8px;'
+               f'margin:4px 0">')
+        if label:
+            out += f"<strong>{html.escape(label.strip())}</strong> "
+        out += html.escape(self.text)
+        if self.figures is not None:
+            out += (f' <span class="measured" style="color:#555">'
+                    f'[measured: {html.escape(self.figures)}]</span>')
+        return out + "</div>"
+
+
+def _figures(figures):
+    text = " ".join(str(figures).split())
+    if "[" in text or "]" in text:
+        raise ValueError("measured figures must not contain '[' or ']' (the sanitizer's "
+                         "delimiters): use parentheses")
+    return text
+
+
+def show(line):
+    """Display a :class:`Line` (a display_data output: HTML in the book, text for nbval)."""
+    from IPython.display import display
+    display(line)
+
+
+def verdict(v):
+    """Show a :class:`anode_utils.verdicts.Verdict`: its outcome, the claim, the part of the
+    rule that decided (compared by nbval) and its figures (masked). Returns None."""
+    from .verdicts import Verdict
+    if not isinstance(v, Verdict):
+        raise ValueError(f"verdict() takes an anode_utils.verdicts.Verdict (decided by the book's "
+                         f"one rule); got {type(v).__name__}")
+    show(Line(v.outcome, f"{v.claim} ({v.reason}).", v.measured))
+
+
+def check(statement, holds, figures=None):
+    """Show a check of an exact fact (an identity, an invariant, a bound that must hold for
+    every input): ``Check: statement`` or ``Check failed: statement``. Empirical claims over
+    seeds go through :func:`verdict` instead. Returns None."""
+    statement = str(statement)
+    if not statement.strip():
+        raise ValueError("statement must be a non-empty string")
+    show(Line("check" if bool(holds) else "check failed", statement + ".", figures))
+
+
+def figures(label, text):
+    """Show ``label [measured: text]``: exact figures that nbval does not compare."""
+    show(Line("measured", label, text))
 
 
 def measured(label, figures):
@@ -88,4 +174,5 @@ def table(header, rows, floatfmt=".3f"):
     display(Markdown(markdown_table(header, rows, floatfmt)))
 
 
-__all__ = ["MEASURED", "SANITIZE_RULES", "TABLE_MARK", "claim", "markdown_table", "measured", "table"]
+__all__ = ["Line", "MEASURED", "SANITIZE_RULES", "TABLE_MARK", "WIDTH", "check", "claim", "figures",
+           "markdown_table", "measured", "show", "table", "verdict"]

@@ -4,17 +4,7 @@ import numbers
 
 import torch
 
-try:  # the solver table moved between torchdiffeq releases
-    from torchdiffeq._impl.odeint import SOLVERS as _SOLVERS
-except ImportError:  # pragma: no cover
-    _SOLVERS = {}
-
-SOLVER_NAMES = tuple(sorted(_SOLVERS)) or (
-    "adaptive_heun", "bosh3", "dopri5", "dopri8", "euler", "fehlberg2",
-    "implicit_adams", "midpoint", "rk4",
-)
-#: Methods that choose their own step size (and so accept ``max_num_steps``).
-ADAPTIVE_SOLVERS = frozenset({"adaptive_heun", "bosh3", "dopri5", "dopri8", "fehlberg2"})
+from .solvers import ADAPTIVE_METHODS as ADAPTIVE_SOLVERS, TORCHDIFFEQ_METHODS as SOLVER_NAMES
 
 
 def _got(value):
@@ -106,18 +96,7 @@ def check_batch(x, dim, name="x"):
 
 def float_dtype(module):
     """The dtype of ``module``'s first floating-point parameter (None if it has none)."""
-    # the first parameter ``module.parameters()`` yields (own parameters, then each submodule's,
-    # depth first), found by walking the dicts: parameters() builds generators and a memo set,
-    # and every forward solve asks
-    for p in module._parameters.values():
-        if p is not None and p.is_floating_point():
-            return p.dtype
-    for m in module._modules.values():
-        if m is not None:
-            dtype = float_dtype(m)
-            if dtype is not None:
-                return dtype
-    return None
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 def check_data(x, name="x", dtype=None, finite=True):

@@ -187,13 +187,6 @@ def _next_step(dt, ratio):
     return dt * min(_IFACTOR, max(_SAFETY / ratio ** (1.0 / _ORDER), dfactor))
 
 
-def _find_callback(field, name):
-    # a plain lookup: nn.Module.__getattr__ raises (slowly) for every missing attribute
-    if name in getattr(field, "__dict__", ()):
-        return field.__dict__[name]
-    return getattr(field, name) if hasattr(type(field), name) else None
-
-
 class GaveUp(RuntimeError):
     """The solver gave up ('max_num_steps exceeded' or 'underflow in dt', torchdiffeq's words).
     ``tensors`` holds the state and the stages of the last attempted step, so the caller can
@@ -249,9 +242,9 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
     on_cpu = device.type == "cpu"
     e_weights = tab.e_tensor(device)
     inv_sqrt_n = 1.0 / math.sqrt(max(y0.numel(), 1))
-    cb_step = _find_callback(field, "callback_step")
-    cb_accept = _find_callback(field, "callback_accept_step")
-    cb_reject = _find_callback(field, "callback_reject_step")
+    cb_step = getattr(field, "callback_step", None)
+    cb_accept = getattr(field, "callback_accept_step", None)
+    cb_reject = getattr(field, "callback_reject_step", None)
 
     def callback(cb, t0, y, dt):
         cb(torch.tensor(sign * t0, dtype=torch.float64, device=device), y,
@@ -261,17 +254,11 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
         f = field(torch.scalar_tensor(sign * float(T(s)), dtype=dtype, device=device), y)
         return f if sign > 0 else -f
 
-    # grad mode is switched with torch's own setter: the no_grad context manager costs a
-    # Python object and two calls per use, two uses per step and one per solve
-    set_grad, grad_on = torch._C._set_grad_enabled, torch.is_grad_enabled()
     t0 = ts[0]
     k0 = field(torch.scalar_tensor(sign * float(T(t0)), dtype=dtype, device=device), y0)
-    set_grad(False)
-    try:
+    with torch.no_grad():   # step sizes are constants for autograd
         abs_y = y0.abs()
         dt = _initial_step(call, t0, y0, k0 if sign > 0 else -k0, abs_y, rtol, atol, T)
-    finally:
-        set_grad(grad_on)
     y, ks = y0, [k0]
     last = (t0, t0, y0, None, None)   # the last accepted step: t0, t1, y0, stages, dt
     out = [y0]
@@ -310,8 +297,7 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
                     yi = torch.add(yi, ks[j], alpha=wi[j])
                 ks.append(field(stage_t[i], yi))
             # yi is now y1: dopri5's last stage is evaluated at the solution (FSAL)
-            set_grad(False)
-            try:
+            with torch.no_grad():
                 # error estimate dt * sum_j e_j k_j; (7,) @ (7, N) is cheaper than stacking
                 # along a new last axis; dt is applied to the norm (a float) below
                 err = (e_weights @ torch.stack(ks).reshape(7, -1)).reshape(yi.shape)
@@ -319,8 +305,6 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
                 err /= torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
                 # RMS over all elements as torchdiffeq's norm, up to the order of summation
                 ratio = float(T(torch.linalg.vector_norm(err).item() * inv_sqrt_n * float(dt_)))
-            finally:
-                set_grad(grad_on)
             if ratio <= 1:
                 if cb_accept is not None:
                     callback(cb_accept, t0, y, dt)

@@ -163,8 +163,18 @@ def make_data(cfg):
 
 
 def make_model(cfg):
-    """The model a config describes, initialised from ``torch.manual_seed(cfg['seed'])``."""
-    torch.manual_seed(cfg["seed"])
+    """The model a config describes, initialised as after ``torch.manual_seed(cfg['seed'])``
+    but without touching torch's global generator (its state is the same before and after).
+
+    A regularised model draws its random end times and probes from its own generator, which
+    continues from where the initialisation left the seeded stream (as the global generator
+    did when models were built under ``torch.manual_seed``: the same numbers)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg["seed"])
+        return _build_model(cfg)
+
+
+def _build_model(cfg):
     out_dim = 1 if cfg["readout"] else cfg["dim"] + cfg["augment_dim"]
     solver = dict(T=cfg["T"], method=cfg["method"], rtol=cfg["rtol"], atol=cfg["atol"],
                   adjoint=cfg["adjoint"], max_num_steps=cfg["max_num_steps"],
@@ -180,7 +190,10 @@ def make_model(cfg):
     if cfg["kinetic"] or cfg["jacobian"] or cfg["end_time_jitter"]:
         base = ODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"], cfg["time_dependent"],
                       readout=cfg["readout"], **solver)
-        return RegularizedODENet(base, cfg["kinetic"], cfg["jacobian"], cfg["end_time_jitter"])
+        generator = torch.Generator()
+        generator.set_state(torch.get_rng_state())
+        return RegularizedODENet(base, cfg["kinetic"], cfg["jacobian"], cfg["end_time_jitter"],
+                                 generator=generator)
     return ODENet(cfg["dim"], out_dim, cfg["hidden_dim"], cfg["augment_dim"], cfg["time_dependent"],
                   readout=cfg["readout"], **solver)
 

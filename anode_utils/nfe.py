@@ -26,5 +26,5 @@ def read_and_reset_nfe(model, fields=None):
     n = 0
     for f in counting_fields(model) if fields is None else fields:
         n += f.nfe
-        f.__dict__["nfe"] = 0   # a plain attribute: skip nn.Module.__setattr__'s checks
+        f.nfe = 0
     return n

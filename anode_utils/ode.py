@@ -3,15 +3,11 @@ import contextlib
 
 import torch
 from torch import nn
-from torchdiffeq import odeint, odeint_adjoint
 
-from ._checks import (ADAPTIVE_SOLVERS, check_batch, check_choice, check_data, check_nonneg_int,
-                      check_positive, check_solver, float_dtype)
-from .dopri5 import GaveUp, check_times, dopri5_outputs, rounded
-
-#: Solver implementations behind ``ODEBlock(backend=...)``: torchdiffeq (the reference the
-#: book explains) and the package's lean dopri5 (same steps, less overhead per step).
-BACKENDS = ("torchdiffeq", "lean")
+from ._checks import (check_batch, check_choice, check_data, check_nonneg_int, check_positive,
+                      check_solver, float_dtype)
+from .dopri5 import GaveUp
+from .solvers import BACKEND_NAMES as BACKENDS, BACKENDS as _REGISTRY
 
 
 class SolverError(RuntimeError):
@@ -46,18 +42,7 @@ def _all_finite(tensors):
                if isinstance(t, torch.Tensor) and t.is_floating_point())
 
 
-class _LastCall:
-    """Forward hook that keeps (references to) the field's latest state and derivative, so a
-    solver failure can tell a non-finite state from a stiff one. Copies nothing."""
-
-    def __init__(self):
-        self.tensors = ()
-
-    def __call__(self, module, args, output):
-        self.tensors = (*args, output)
-
-
-def _nonfinite_reason(field, h0, last):
+def _nonfinite_reason(field, h0, last_tensors):
     """Why a failed solve went non-finite, or None when state and parameters are finite."""
     if not _all_finite([h0]):
         return ("the initial state holds non-finite values (NaN/inf): check the inputs, e.g. "
@@ -65,7 +50,7 @@ def _nonfinite_reason(field, h0, last):
     if isinstance(field, nn.Module) and not _all_finite(field.parameters()):
         return ("the vector field's parameters are non-finite (NaN/inf): training diverged; lower "
                 "the learning rate, add weight decay, or restart from an earlier checkpoint")
-    if not _all_finite(last.tensors):
+    if not _all_finite(last_tensors):
         return ("the ODE state became non-finite (NaN/inf) during the solve: the flow blew up; lower "
                 "the learning rate, add weight decay, or shorten T")
     return None
@@ -126,48 +111,23 @@ class ODEBlock(nn.Module):
         """d + p, the dimension the ODE is solved in."""
         return self.data_dim + self.augment_dim
 
-    def _options(self):
-        if self.method in ADAPTIVE_SOLVERS:
-            return {"max_num_steps": self.max_num_steps}
-        if self.step_size is not None:
-            return {"step_size": self.step_size}
-        return {}
+    def solve(self, h0, times, last_only=False):
+        """Integrate from an already augmented state h0 (batch, d + p) over ``times`` (a 1-d
+        tensor) with the backend chosen by name (:mod:`anode_utils.solvers`).
 
-    def solve(self, h0, times):
-        """Integrate from an already augmented state h0 (batch, d + p) over ``times``.
-
-        Returns (len(times), batch, d + p). ``times`` may run backwards (T -> 0).
+        Returns (len(times), batch, d + p), or only the state at ``times[-1]`` when
+        ``last_only``. ``times`` may run backwards (T -> 0). A solver that gives up raises
+        :class:`SolverError`, which says whether the state had become non-finite.
         """
-        if self.backend == "lean":
-            return self._solve_lean(h0, check_times(times))
-        kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=self._options())
-        if self.adjoint:
-            return self._guarded(h0, lambda: odeint_adjoint(
-                self.field, h0, times, adjoint_rtol=self.adjoint_rtol, adjoint_atol=self.adjoint_atol,
-                adjoint_options=self._options(), **kwargs))
-        return self._guarded(h0, lambda: odeint(self.field, h0, times, **kwargs))
-
-    def _guarded(self, h0, run, watch=True):
-        """``run()`` with a give-up of the solver turned into :class:`SolverError`, which says
-        whether the state had become non-finite. torchdiffeq's solve is watched (a forward hook
-        keeps the field's last call); the lean solver hands its last state and stages over in
-        the exception instead (``watch=False``), because a hook slows every field call."""
-        last = _LastCall()
-        hook = (self.field.register_forward_hook(last)
-                if watch and isinstance(self.field, nn.Module) else None)
+        backend = _REGISTRY[self.backend]
+        # checked here, not in __init__, because solver settings may change after construction
+        # (anode_utils.cost.solver_settings)
+        backend.check(self.method, self.adjoint)
         try:
-            return run()
-        except (AssertionError, RuntimeError) as err:
-            msg = str(err)
-            if "max_num_steps" in msg or "underflow" in msg:
-                if isinstance(err, GaveUp):
-                    last.tensors = err.tensors
-                raise self._solver_error(msg, _nonfinite_reason(self.field, h0, last)) from None
-            raise
-        finally:
-            if hook is not None:
-                hook.remove()
-            last.tensors = ()
+            return backend.solve(self, h0, times, last_only)
+        except GaveUp as err:
+            reason = _nonfinite_reason(self.field, h0, err.tensors)
+            raise self._solver_error(str(err), reason) from None
 
     def _solver_error(self, msg, reason=None):
         if reason is not None:
@@ -177,17 +137,6 @@ class ODEBlock(nn.Module):
             f"atol={self.atol}: lower the learning rate, add weight decay, raise "
             f"max_num_steps (now {self.max_num_steps}) or loosen the tolerances.")
 
-    def _solve_lean(self, h0, times, last_only=False):
-        # checked here, not in __init__, because solver settings may change after construction
-        # (anode_utils.cost.solver_settings)
-        if self.method != "dopri5" or self.adjoint:
-            raise ValueError(f"backend='lean' implements dopri5 with backpropagation through the "
-                             f"solver; got method={self.method!r}, adjoint={self.adjoint}. Use "
-                             f"backend='torchdiffeq' for other methods or the adjoint.")
-        outs = self._guarded(h0, lambda: dopri5_outputs(self.field, h0, times, self.rtol,
-                                                        self.atol, self.max_num_steps), watch=False)
-        return outs[-1] if last_only else torch.stack(outs)
-
     def forward(self, x, times=None):
         """Features h(T) of shape (batch, d + p), or the trajectory at ``times``.
 
@@ -196,25 +145,12 @@ class ODEBlock(nn.Module):
         (len(times), batch, d + p).
         """
         dtype = float_dtype(self.field) if isinstance(self.field, nn.Module) else None
-        if times is None and self.backend == "lean":
-            # the training path: the end state without stacking it, and the inputs' finiteness
-            # tested only when the solve fails (a non-finite input makes dopri5's first step
-            # size NaN, so it always gives up) rather than by three tensor calls every solve
-            check_data(check_batch(x, self.data_dim), "x", dtype, finite=False)
-            try:
-                # T rounded to x's dtype, as the time tensor of the path below holds it
-                return self._solve_lean(augment(x, self.augment_dim),
-                                        (0.0, rounded(self.T, x.dtype)), True)
-            except SolverError:
-                check_data(x, "x", dtype)
-                raise
         check_data(check_batch(x, self.data_dim), "x", dtype)
         h0 = augment(x, self.augment_dim)
         if times is None:
             t = torch.tensor([0.0, self.T], dtype=x.dtype, device=x.device)
-            return self.solve(h0, t)[-1]
-        t = torch.as_tensor(times, dtype=x.dtype, device=x.device)
-        return self.solve(h0, t)
+            return self.solve(h0, t, last_only=True)
+        return self.solve(h0, torch.as_tensor(times, dtype=x.dtype, device=x.device))
 
     def extra_repr(self):
         # short enough for the book's output column; the defaults (direct backprop, torchdiffeq)

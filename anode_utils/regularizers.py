@@ -50,14 +50,10 @@ class RegularizedField(nn.Module):
             h = z[:, :-2]
             if not h.requires_grad:
                 h = h.detach().requires_grad_(True)
-            with_vjp = getattr(self.inner, "forward_with_vjp", None)
-            if with_vjp is not None:   # MLPField: the same numbers without autograd's extra pass
-                dh, vjp = with_vjp(t, h, self.eps)
-                kinetic = dh.pow(2).sum(dim=1, keepdim=True)
-            else:
-                dh = self.inner(t, h)
-                kinetic = dh.pow(2).sum(dim=1, keepdim=True)
-                vjp = torch.autograd.grad(dh, h, self.eps, create_graph=True)[0]
+            dh = self.inner(t, h)
+            kinetic = dh.pow(2).sum(dim=1, keepdim=True)
+            # eps^T df/dh, kept differentiable so that the penalty trains the field
+            vjp = torch.autograd.grad(dh, h, self.eps, create_graph=True)[0]
             jac = vjp.pow(2).sum(dim=1, keepdim=True)
         return torch.cat([dh, kinetic, jac], dim=1)
 
@@ -68,11 +64,16 @@ class RegularizedODENet(nn.Module):
     In training mode ``forward`` also sets ``self.penalty`` = kinetic * E_T + jacobian * J_T
     (batch means), which :func:`anode_utils.training.train` adds to the loss, and draws a
     random end time when ``end_time_jitter > 0``. In eval mode it is the plain model.
+    ``generator`` : the ``torch.Generator`` the random end times and Hutchinson probes are
+    drawn from (on the inputs' device); None draws from torch's global generator.
     Shapes: x (batch, d) -> (batch, output_dim).
     """
 
-    def __init__(self, model, kinetic=0.0, jacobian=0.0, end_time_jitter=0.0):
+    def __init__(self, model, kinetic=0.0, jacobian=0.0, end_time_jitter=0.0, generator=None):
         super().__init__()
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None; got {generator!r}")
+        self.generator = generator
         self.model = model
         for name, v in (("kinetic", kinetic), ("jacobian", jacobian), ("end_time_jitter", end_time_jitter)):
             if v < 0:
@@ -101,7 +102,8 @@ class RegularizedODENet(nn.Module):
     def _end_time(self):
         T = self.model.odeblock.T
         if self.training and self.end_time_jitter > 0:
-            return T + self.end_time_jitter * (2 * torch.rand(()).item() - 1)
+            u = torch.rand((), generator=self.generator).item()
+            return T + self.end_time_jitter * (2 * u - 1)
         return T
 
     def forward(self, x):
@@ -115,7 +117,8 @@ class RegularizedODENet(nn.Module):
             return self.model.readout(h)
         h0 = augment(x, blk.augment_dim)
         z0 = torch.cat([h0, h0.new_zeros(h0.shape[0], 2)], dim=1)
-        self.regfield.eps = torch.randn_like(h0)
+        self.regfield.eps = torch.randn(h0.shape, dtype=h0.dtype, device=h0.device,
+                                        generator=self.generator)
         zT = self.regblock.solve(z0, torch.tensor([0.0, T], dtype=x.dtype))[-1]
         self.penalty = self.kinetic * zT[:, -2].mean() + self.jacobian * zT[:, -1].mean()
         return self.model.readout(zT[:, :-2])

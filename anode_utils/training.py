@@ -12,7 +12,6 @@ from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int,
 from .data import batches
 from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
 from .ode import SolverError, backward_guard
-from .optim import FlatAdam
 
 LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
 
@@ -178,8 +177,7 @@ def _stop_if_params_not_finite(model, iterations):
 def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
           seed=0, val=None, progress=False, history=None, callback=None, optimizer=None,
           start_iteration=0, max_iterations=None, shard=None):
-    """Train ``model`` on (x, y) with Adam (:class:`~anode_utils.optim.FlatAdam`, torch's Adam
-    update bit for bit) and return a :class:`History`.
+    """Train ``model`` on (x, y) with ``torch.optim.Adam`` and return a :class:`History`.
 
     x : (n, d) inputs; y : (n, k) targets (``loss='mse'`` or ``'huber'``) or (n,) class
     indices (``loss='cross_entropy'``). The batch order comes from ``seed`` alone, so a
@@ -233,10 +231,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     history = history if history is not None else History()
     loss_fn = LOSSES[loss]()
     if optimizer is None:
-        # torch's Adam update on one flat buffer that holds the parameters: the same numbers
-        # (tests), a few tensor calls per step instead of about ten per parameter tensor (a
-        # ten-layer ResNet has 62)
-        optimizer = FlatAdam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        # foreach=True on the CPU too: the stored runs were trained with this arithmetic
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                     foreach=True)
     gen = torch.Generator().manual_seed(int(seed))
     bar = None
     if progress:

@@ -32,9 +32,7 @@ import torch
 import anode_utils as au
 from anode_utils.data import batches
 from anode_utils.fields import CountingField
-from anode_utils.optim import FlatAdam
-
-TOY_BACKENDS = ("torchdiffeq", "lean")
+from anode_utils.solvers import BACKEND_NAMES as TOY_BACKENDS
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 _clock = CLOCKS["cpu"]
 
@@ -119,11 +117,11 @@ class Runner:
         self.memory_format = memory_format
         if memory_format is not None:
             model.to(memory_format=memory_format)
-        # FlatAdam, as anode_utils.train builds it (torch's Adam numbers); fused: torch's one
+        # Adam as anode_utils.train builds it (foreach); fused: torch's one
         # kernel over all parameters, the same update rounded differently, so the weights drift
         # apart from the other run's by rounding
         self.opt = (torch.optim.Adam(model.parameters(), lr=lr, fused=True) if fused_adam
-                    else FlatAdam(model.parameters(), lr=lr))
+                    else torch.optim.Adam(model.parameters(), lr=lr, foreach=True))
         self.rows = []
 
     def step(self, xb, yb, replay=True):

@@ -177,8 +177,8 @@ def test_solver_blow_up_is_reported_not_hung():
 @pytest.mark.parametrize("activation,time_dependent,layers", [
     ("relu", True, 2), ("softplus", False, 1), ("tanh", True, 3)])
 def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, layers):
-    """MLPField.forward calls its layers' functions directly (no nn.Module.__call__): the same
-    operations as ``net`` applied to [t, h], so the same values and gradients, and one NFE a call."""
+    """MLPField.forward is ``net`` applied to [t, h]: the same values and gradients, and one NFE
+    a call."""
     torch.manual_seed(0)
     field = MLPField(3, 16, layers, time_dependent, activation).double()
     h = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
@@ -192,6 +192,34 @@ def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, la
     g = torch.autograd.grad(out.sum(), [h] + params)
     g_ref = torch.autograd.grad(ref.sum(), [h] + params)
     assert all(torch.equal(a, b) for a, b in zip(g, g_ref))
+
+
+@pytest.mark.parametrize("backend", ["lean", "torchdiffeq"])
+def test_forward_hook_on_a_fields_inner_layer_runs_during_a_solve(backend):
+    """The field calls its layers as modules, so hooks on them run at every evaluation."""
+    torch.manual_seed(0)
+    model = au.ODENet(2, augment_dim=1, backend=backend)
+    calls = []
+    handle = model.field.net[0].register_forward_hook(lambda m, args, out: calls.append(out.shape))
+    model(torch.randn(8, 2))
+    handle.remove()
+    assert len(calls) == model.field.nfe > 0 and calls[0] == (8, 32)
+
+
+def test_spectral_norm_on_a_fields_layer_trains():
+    """torch's spectral-norm parametrization works on a field's layer, and a training run takes
+    steps with it (the parametrized weight is what the field uses)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+    torch.manual_seed(0)
+    model = au.ODENet(2, augment_dim=1)
+    spectral_norm(model.field.net[0])
+    x, y = au.concentric_spheres(2, 20, 40, seed=0)
+    before = model.field.net[0].parametrizations.weight.original.detach().clone()
+    hist = au.train(model, x, y, epochs=1, batch_size=30)
+    assert hist.error is None and len(hist) == 2 and all(n > 0 for n in hist.nfe_forward)
+    assert not torch.equal(before, model.field.net[0].parametrizations.weight.original)
+    sigma = torch.linalg.matrix_norm(model.field.net[0].weight.detach(), ord=2)
+    assert sigma.item() == pytest.approx(1.0, rel=0.05)
 
 
 def test_resnet_block_call_is_its_layers_map_bit_for_bit():

@@ -57,15 +57,14 @@ def test_resnet_trains():
 @pytest.mark.parametrize("model,weight_decay,backend", [("resnet", 0.0, "torchdiffeq"),
                                                          ("anode", 1e-3, "torchdiffeq"),
                                                          ("node", 0.0, "lean")])
-def test_trainings_flat_adam_gives_torchs_adam_numbers(model, weight_decay, backend):
-    """train() builds FlatAdam for speed; it must reproduce torch.optim.Adam bit for bit
-    (weights and losses), both its per-tensor loop and its foreach path, so stored results
-    stay valid."""
+def test_trainings_adam_gives_torchs_adam_numbers(model, weight_decay, backend):
+    """train() builds torch.optim.Adam(foreach=True); its per-tensor loop gives the same numbers
+    bit for bit (weights and losses), so stored results stay valid either way."""
     cfg = au.make_config(**dict(TINY, model=model, augment_dim=int(model == "anode"),
                                 weight_decay=weight_decay, backend=backend))
     (x, y), _ = au.make_data(cfg)
     runs = []
-    for foreach in (False, True, None):   # None: train() builds its own (FlatAdam)
+    for foreach in (False, True, None):   # None: train() builds its own
         m = au.make_model(cfg)
         opt = (None if foreach is None else
                torch.optim.Adam(m.parameters(), lr=cfg["lr"], weight_decay=weight_decay, foreach=foreach))

@@ -146,49 +146,36 @@ def test_second_order_defaults_follow_norcliffe_et_al():
         SecondOrderODENet(2, readout="velocity")
 
 
-class _AutogradVJP(au.MLPField):
-    """An MLPField without ``forward_with_vjp``: the regulariser takes autograd's vjp."""
-    forward_with_vjp = None
-
-
-@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
-@pytest.mark.parametrize("time_dependent", [True, False])
-def test_explicit_vjp_gives_autograds_numbers_and_gradients(activation, time_dependent):
-    """The Jacobian regulariser's explicit vjp (MLPField.forward_with_vjp): the same output and
-    the same gradients, bit for bit, as autograd.grad(create_graph=True), including the first
-    evaluation, whose state does not require grad."""
-    from anode_utils.regularizers import RegularizedField
+def test_regularizer_draws_from_its_generator_not_the_global_one():
+    """End times and Hutchinson probes come from the generator the model is given: the same
+    seed gives the same penalty, and torch's global generator is left as it was."""
+    from anode_utils.regularizers import RegularizedODENet
     torch.manual_seed(0)
-    fast = au.MLPField(3, time_dependent=time_dependent, activation=activation)
-    slow = _AutogradVJP(3, time_dependent=time_dependent, activation=activation)
-    slow.load_state_dict(fast.state_dict())
-    regs = [RegularizedField(f) for f in (fast, slow)]
-    eps = torch.randn(16, 3)
-    t = torch.tensor(0.3)
-    for requires_grad in (True, False):
-        z = torch.randn(16, 5, requires_grad=requires_grad)
-        w = torch.randn(16, 5)
-        outs, grads = [], []
-        for reg in regs:
-            reg.eps = eps
-            out = reg(t, z)
-            outs.append(out)
-            inputs = list(reg.parameters()) + ([z] if requires_grad else [])
-            grads.append(torch.autograd.grad((out * w).sum(), inputs))
-        assert torch.equal(outs[0], outs[1])
-        assert all(torch.equal(a, b) for a, b in zip(*grads))
-    assert fast.nfe == slow.nfe == 2  # one counted evaluation per call either way
+    base = au.ODENet(2, augment_dim=1)
+    x = torch.randn(8, 2)
+    penalties = []
+    for _ in range(2):
+        model = RegularizedODENet(base, kinetic=0.1, jacobian=0.1, end_time_jitter=0.3,
+                                  generator=torch.Generator().manual_seed(5))
+        state = torch.get_rng_state()
+        model(x)
+        assert torch.equal(torch.get_rng_state(), state)
+        penalties.append(model.penalty.item())
+    assert penalties[0] == penalties[1]
+    with pytest.raises(ValueError, match="generator"):
+        RegularizedODENet(base, generator=5)
 
 
-@pytest.mark.parametrize("backend", ["lean", "torchdiffeq"])
-def test_explicit_vjp_trains_exactly_as_autograd(backend, monkeypatch):
-    """A Jacobian-regularised training run gives the same losses, NFE and weights bit for bit
-    with the explicit vjp as with autograd's (the engine sums the gradients in the same order)."""
-    cfg = dict(num_inner=100, num_outer=200, epochs=2, model="anode", augment_dim=1, kinetic=0.01,
-               jacobian=0.01, backend=backend)
-    fast = au.run_toy(cfg)
-    monkeypatch.setattr(au.MLPField, "forward_with_vjp", None)
-    slow = au.run_toy(cfg)
-    assert fast["history"] == slow["history"]
-    assert fast["final"] == slow["final"]
-    assert all(torch.equal(a, b) for a, b in zip(fast["state_dict"].values(), slow["state_dict"].values()))
+def test_make_model_leaves_the_global_generator_alone():
+    """make_model builds its weights as after torch.manual_seed(seed), without reseeding the
+    global generator; a regularised model's draws continue that seeded stream."""
+    cfg = au.make_config(model="anode", augment_dim=1, jacobian=0.1, seed=3)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    model = au.make_model(cfg)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(3)
+    twin = au.ODENet(2, augment_dim=1)
+    expected = torch.rand(())
+    assert all(torch.equal(a, b) for a, b in zip(model.model.parameters(), twin.parameters()))
+    assert torch.equal(torch.rand((), generator=model.generator), expected)

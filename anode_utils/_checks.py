@@ -4,7 +4,9 @@ import numbers
 
 import torch
 
-from .solvers import ADAPTIVE_METHODS as ADAPTIVE_SOLVERS, TORCHDIFFEQ_METHODS as SOLVER_NAMES
+# the method lists are written once, with the solvers; re-exported here for the checks' users
+from .solvers import ADAPTIVE_METHODS as ADAPTIVE_SOLVERS  # noqa: F401
+from .solvers import TORCHDIFFEQ_METHODS as SOLVER_NAMES
 
 
 def _got(value):
@@ -71,9 +73,9 @@ def check_interval(name, value):
     return start, stop
 
 
-def check_solver(method):
+def check_solver(method, name="method"):
     if not isinstance(method, str) or method not in SOLVER_NAMES:
-        raise ValueError(f"method must be one of the torchdiffeq solvers "
+        raise ValueError(f"{name} must be one of the torchdiffeq solvers "
                          f"{', '.join(SOLVER_NAMES)}; got {method!r}")
     return method
 

@@ -25,17 +25,17 @@ of ``--batch-size`` images and gradients are averaged (gloo for ``--device cpu``
 cuda); see :mod:`anode_utils.distributed` for what that computes with an adaptive solver.
 """
 import argparse
-import math
 import os
 import pathlib
 import time
 
 import torch
 
-from . import conv, distributed, image_results, images, precision
-from ._checks import (ADAPTIVE_SOLVERS, SOLVER_NAMES, check_nonneg_int, check_pos_int,
-                      check_positive)
-from .ode import BACKENDS, SolverError
+from . import conv, distributed, image_results, images, precision, solvers
+from ._checks import (ADAPTIVE_SOLVERS, SOLVER_NAMES, check_nonneg, check_nonneg_int,
+                      check_pos_int, check_positive, check_solver)
+from .ode import SolverError
+from .solvers import BACKEND_NAMES as BACKENDS
 from .provenance import provenance
 from .training import History, evaluate, train
 
@@ -105,13 +105,6 @@ def resolved(config):
     return cfg
 
 
-def _finite_nonneg(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return float(value)
-
-
 def _optional(check, name, value):
     return None if value is None else check(name, value)
 
@@ -155,15 +148,13 @@ def check_args(args):
     a.max_seconds = _optional(check_positive, "--max-seconds", a.max_seconds)
     a.batch_size = check_pos_int("--batch-size", a.batch_size)
     a.lr = check_positive("--lr", a.lr)
-    a.weight_decay = _finite_nonneg("--weight-decay", a.weight_decay)
+    a.weight_decay = check_nonneg("--weight-decay", a.weight_decay)
     if not isinstance(a.seeds, (list, tuple)) or not a.seeds:
         raise ValueError(f"--seeds must be one or more non-negative integers; got {a.seeds!r}")
     a.seeds = [check_nonneg_int("--seeds", s) for s in a.seeds]
     if len(set(a.seeds)) != len(a.seeds):
         raise ValueError(f"--seeds must not repeat a seed; got {a.seeds}")
-    if a.method not in SOLVER_NAMES:
-        raise ValueError(f"--method must be a torchdiffeq solver ({', '.join(SOLVER_NAMES)}); "
-                         f"got {a.method!r}")
+    check_solver(a.method, "--method")
     a.tol = check_positive("--tol", a.tol)
     a.step_size = _optional(check_positive, "--step-size", a.step_size)
     if a.step_size is not None and a.method in ADAPTIVE_SOLVERS:
@@ -177,10 +168,10 @@ def check_args(args):
     check_device(a.device)
     if a.backend not in BACKENDS:
         raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}; got {a.backend!r}")
-    if a.backend == "lean" and (a.method != "dopri5" or a.adjoint):
-        raise ValueError(f"--backend lean implements dopri5 with backpropagation through the solver; "
-                         f"got --method {a.method}{' --adjoint' if a.adjoint else ''}: drop --backend "
-                         f"lean (or use --method dopri5 without --adjoint)")
+    backend = solvers.BACKENDS[a.backend]
+    if a.method not in backend.methods or (a.adjoint and not backend.adjoint):
+        raise ValueError(f"--backend {a.backend} implements {backend.description}; got --method "
+                         f"{a.method}{' --adjoint' if a.adjoint else ''}: drop --backend {a.backend}")
     for flag in ("adjoint", "tf32", "channels_last"):
         if not isinstance(getattr(a, flag), bool):
             raise ValueError(f"{image_results.option(flag)} must be True or False; got {getattr(a, flag)!r}")
@@ -458,8 +449,8 @@ def run(args):
     precision.configure(args.tf32)
     device = _device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
     rank, world, _ = distributed.init_from_env(device)  # gloo for cpu, NCCL for cuda
-    if device.type == "cpu":
-        torch.set_num_threads(1)
+    if device.type == "cpu" and world > 1:
+        torch.set_num_threads(1)   # side-by-side processes share the cores; one alone uses them
     if args.batch_size % world:
         raise ValueError(f"--batch-size {args.batch_size} must be divisible by the "
                          f"{world} processes so that every process gets an equal slice")

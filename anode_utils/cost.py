@@ -111,7 +111,7 @@ def solver_settings(model, **settings):
     """Temporarily change the ODE block's solver (method, rtol, atol, step_size, adjoint,
     adjoint_rtol, adjoint_atol, backend) of ``model``; the trained weights are untouched."""
     from ._checks import check_choice, check_positive, check_solver
-    from .ode import BACKENDS
+    from .solvers import BACKEND_NAMES
     blk = model.odeblock
     unknown = set(settings) - {"method", "rtol", "atol", "step_size", "adjoint", "adjoint_rtol",
                                "adjoint_atol", "T", "backend"}
@@ -120,7 +120,7 @@ def solver_settings(model, **settings):
     if "method" in settings:
         check_solver(settings["method"])
     if "backend" in settings:
-        check_choice("backend", settings["backend"], BACKENDS)
+        check_choice("backend", settings["backend"], BACKEND_NAMES)
     for k in ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "T"):
         if settings.get(k) is not None:
             check_positive(k, settings[k])

@@ -13,6 +13,7 @@ from ._checks import (check_bool, check_choice, check_interval, check_nonneg, ch
 from .data import angular_split, concentric_spheres, map_1d, separable_spheres, shifted_sines
 from .models import ODENet, ResNet
 from .regularizers import RegularizedODENet
+from .solvers import BACKEND_NAMES
 from .variants import LearnedAugmentODENet, SecondOrderODENet
 from .training import History, evaluate, train
 
@@ -62,7 +63,7 @@ FIELD_CHECKS = dict(
     lr=check_positive, weight_decay=check_nonneg, loss=_choice(TOY_LOSSES),
     kinetic=check_nonneg, jacobian=check_nonneg, end_time_jitter=check_nonneg,
     data_seed=lambda name, v: None if v is None else check_nonneg_int(name, v),
-    seed=check_nonneg_int, backend=_choice(("torchdiffeq", "lean")),
+    seed=check_nonneg_int, backend=_choice(BACKEND_NAMES),
 )
 
 

@@ -78,7 +78,7 @@ BAD_OPTIONS = [
     (["--max-iters", "0"], "--max-iters must be a positive integer"),
     (["--max-num-steps", "0"], "--max-num-steps must be a positive integer"),
     (["--step-size", "0"], "--step-size must be a positive finite number"),
-    (["--method", "rk45"], "--method must be a torchdiffeq solver"),
+    (["--method", "rk45"], "--method must be one of the torchdiffeq solvers"),
     (["--method", "dopri5"], "--step-size is for fixed-step solvers"),
     (["--device", "tpu"], "--device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (["--model", "node"], "--model node means no augmentation"),

@@ -60,14 +60,80 @@ def test_cells_that_show_something_have_stored_outputs(nb):
                        f"nbval would compare nothing there; re-execute the notebook and commit it")
 
 
+_RESULT_LINE = re.compile(r"^(Reproduced|Not reproduced|Inconclusive|Check|Check failed): ", re.M)
+
+
+def _plain_outputs(cell):
+    """The text nbval compares for a cell: streams and the text/plain of rich outputs."""
+    out = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "stream":
+            out.append("".join(o["text"]))
+        elif "text/plain" in o.get("data", {}):
+            out.append("".join(o["data"]["text/plain"]))
+    return out
+
+
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
-def test_chapter_states_claims(nb):
-    """Every chapter stores at least one compared claim line ('...: True' / '...: False')."""
+def test_chapter_states_verdicts_or_checks(nb):
+    """Every chapter stores at least one compared verdict or check line."""
     text = ""
     for c in json.loads(nb.read_text())["cells"]:
         if c["cell_type"] == "code" and "nbval-ignore-output" not in c.get("metadata", {}).get("tags", []):
-            text += "".join("".join(o.get("text", "")) for o in c.get("outputs", []))
-    assert re.search(r": (True|False)\b", text), f"{nb.name}: no stored claim line for nbval to compare"
+            text += "\n".join(_plain_outputs(c))
+    assert _RESULT_LINE.search(text), f"{nb.name}: no stored verdict or check line for nbval to compare"
+
+
+@pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
+def test_every_verdict_goes_through_the_rule(nb):
+    """Empirical claims are decided by anode_utils.verdicts and shown by report.verdict; the
+    old free-form claim/measured printers (a boolean decided anywhere) are not used."""
+    for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+        src = "".join(c["source"]) if c["cell_type"] == "code" else ""
+        assert not re.search(r"report\.(claim|measured)\(", src), (
+            f"{nb.name}, cell {i}: report.claim/measured decide outside the one rule; use "
+            f"report.verdict(verdicts.compare/bound(...)) or report.check for exact facts")
+        for text in _plain_outputs(c):
+            assert not re.search(r": (True|False)$", text, re.M), (
+                f"{nb.name}, cell {i}: a stored 'claim: True/False' line: re-execute the chapter")
+
+
+_HIDDEN = {"hide-input", "remove-input", "remove-cell"}
+
+
+def _visible_code_lines(nb):
+    lines = []
+    for c in json.loads(nb.read_text())["cells"]:
+        if c["cell_type"] == "code" and not _HIDDEN & set(c.get("metadata", {}).get("tags", [])):
+            lines += "".join(c["source"]).splitlines()
+    return lines
+
+
+@pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
+def test_visible_code_reads_as_code(nb):
+    """Visible code fits the code box (79 characters) and is mostly not bookkeeping: at most
+    10% of its lines call anode_utils.report."""
+    lines = _visible_code_lines(nb)
+    long = [line for line in lines if len(line) > 79]
+    assert not long, f"{nb.name}: {len(long)} visible code lines over 79 characters: {long[0]!r}"
+    report_lines = [line for line in lines if "report." in line]
+    assert len(report_lines) <= 0.1 * max(len(lines), 1), (
+        f"{nb.name}: {len(report_lines)} of {len(lines)} visible code lines call report; move "
+        f"checking into remove-input cells")
+
+
+def test_no_session_or_machine_talk():
+    """The book and README speak of the book and of named hardware, not of sessions or of
+    'this machine'."""
+    pages = [ROOT / "README.md"] + sorted((ROOT / "book").glob("*.md")) + book_notebooks()
+    pages += sorted(ROOT.glob("intro.*"))
+    for page in pages:
+        text = page.read_text()
+        if page.suffix == ".ipynb":
+            text = "\n".join("".join(c["source"]) + "\n".join(_plain_outputs(c))
+                             for c in json.loads(text)["cells"])
+        found = re.search(r"\bsessions?\b|this machine", text, re.I)
+        assert not found, f"{page.name}: says {found.group(0)!r}"
 
 
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
@@ -100,13 +166,12 @@ def test_no_unstable_or_uncompared_outputs(nb):
 
 @pytest.mark.parametrize("nb", book_notebooks(), ids=lambda p: p.name)
 def test_text_outputs_fit_the_rendered_column(nb):
-    """Printed lines wider than the book's output column are cut off on the page: use
-    report.table for tables and keep printed lines short."""
+    """Text lines wider than the book's output column (78 characters at 1300 px) are cut off
+    on the page: use report.table for tables and keep printed lines short."""
     from anode_utils.report import WIDTH
     wide = []
     for i, c in enumerate(json.loads(nb.read_text())["cells"]):
-        for o in c.get("outputs", []):
-            if o.get("output_type") == "stream":
-                wide += [(i, line) for line in "".join(o["text"]).splitlines() if len(line) > WIDTH]
-    assert not wide, f"{nb.name}: {len(wide)} printed lines wider than {WIDTH} characters, e.g. cell {wide[0][0]}: " \
+        for text in _plain_outputs(c):
+            wide += [(i, line) for line in text.splitlines() if len(line) > WIDTH]
+    assert not wide, f"{nb.name}: {len(wide)} text lines wider than {WIDTH} characters, e.g. cell {wide[0][0]}: " \
                      f"{wide[0][1][:120]!r}"

@@ -7,9 +7,20 @@ import torch
 
 IN_COLAB = "google.colab" in sys.modules
 
+#: Third-party warnings a chapter silences, by (message start, category, module): each names
+#: its source, so every other warning, the package's own included, still reaches the reader.
+QUIET_WARNINGS = (
+    # tqdm's notebook bar without ipywidgets falls back to text and says so at every bar
+    # (attributed to the caller of the bar, so matched by its words anywhere)
+    ("IProgress not found", Warning, ""),
+    # torchdiffeq's notes about its own inputs (coerced devices, unused options)
+    ("", UserWarning, "torchdiffeq"),
+)
+
 
 def setup(seed=0, threads=1, dpi=80, device="cpu"):
-    """Seed torch, use ``threads`` CPU threads, quiet warnings, size figures for the web (PNG at
+    """Seed torch, use ``threads`` CPU threads, quiet the third-party warnings named in
+    :data:`QUIET_WARNINGS` (only those), size figures for the web (PNG at
     twice the resolution, "retina"), and return the torch device the chapter computes on.
 
     One thread is both the fastest setting for these small models and the one that makes
@@ -24,7 +35,11 @@ def setup(seed=0, threads=1, dpi=80, device="cpu"):
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but torch sees no GPU; in Colab choose "
                          "Runtime > Change runtime type > GPU, or use device='cpu'")
-    warnings.filterwarnings("ignore")
+    for message, category, module in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    # a training run that stops (train records it in history.error) is shown every time, not
+    # only the first time a message comes up
+    warnings.filterwarnings("always", message="training stopped", category=RuntimeWarning)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     matplotlib.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi, "figure.figsize": (5, 3.5),

@@ -174,10 +174,39 @@ def _gen_gap(res, name):
     return [v - t for v, t in zip(finals(res, name, "val_loss"), finals(res, name, "train_loss"))]
 
 
+_OUTCOME_STYLE = {V.REPRODUCED: "#2e7d32", V.NOT_REPRODUCED: "#c62828", V.INCONCLUSIVE: "#b26a00"}
+
+
+def html_table(claims, compact=False):
+    """An HTML table of claims (str): section, claim, test, verdict and the part of the rule
+    that decided it, the figures, and a link to the evidence. ``compact``: claim and verdict
+    only (the introduction). Links are relative to a page in ``book/``."""
+    import html
+    esc = html.escape
+    head = ["Claim", "Verdict"] if compact else ["Sec.", "Claim (paraphrased)", "Test",
+                                                 "Verdict", "Measured", "Evidence"]
+    body = []
+    for c in claims:
+        if not isinstance(c, Claim):
+            raise ValueError(f"html_table takes Claim objects; got {type(c).__name__}")
+        v = c.verdict
+        verdict = (f'<b style="color:{_OUTCOME_STYLE[v.outcome]}">{esc(v.outcome)}</b>'
+                   + ("" if compact else f"<br><small>{esc(v.reason)}</small>"))
+        page, label, title = c.where
+        link = f'<a href="{esc(page)}.html#{esc(label)}">{esc(title)}</a>'
+        cells = ([esc(c.claim) + f" <small>({link})</small>", verdict] if compact else
+                 [esc(c.section), esc(c.claim), esc(c.test), verdict,
+                  f"<small>{esc(v.measured)}</small>", link])
+        body.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    return ("<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>"
+            "<tbody>" + "".join(body) + "</tbody></table>")
+
+
 def summary(claims):
     """``{outcome: count}`` over claims (see :func:`anode_utils.verdicts.count`)."""
     return V.count([c.verdict for c in claims])
 
 
-__all__ = ["ANODES", "Claim", "FILES", "LOSS_THRESHOLD", "finals", "gaps", "iterations_to",
+__all__ = ["ANODES", "Claim", "FILES", "LOSS_THRESHOLD", "finals", "gaps", "html_table",
+           "iterations_to",
            "nfe_ratios", "summary", "toy_claims"]

@@ -58,3 +58,13 @@ def test_missing_file_or_experiment_is_named(tiny_files):
         claims.toy_claims({k: v for k, v in tiny_files.items() if k != "sines_d2"})
     with pytest.raises(KeyError, match="resnet"):
         claims.finals(tiny_files["generalization"], "resnet")
+
+
+def test_html_table_has_a_row_per_claim_and_names_the_outcome(tiny_files):
+    rows = claims.toy_claims(tiny_files)
+    full, compact = claims.html_table(rows), claims.html_table(rows, compact=True)
+    assert full.count("<tr>") == compact.count("<tr>") == len(rows) + 1
+    assert all(r.verdict.outcome in full for r in rows)
+    assert "04_annulus_experiments.html#sec-resnet-vs-node" in compact
+    with pytest.raises(ValueError, match="Claim"):
+        claims.html_table([rows[0].verdict])

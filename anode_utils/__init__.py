@@ -1,6 +1,6 @@
 """anode_utils: the models, data, training loops, NFE counters and plots of the book
 *Augmented Neural ODEs, reproduced*."""
-from . import experiments, notebook, plots, report, stats
+from . import experiments, notebook, plots, report, stats, verdicts
 from .data import (angular_split, batches, concentric_spheres, grid_2d, map_1d,
                    separable_spheres, shifted_sines)
 from .experiments import (DEFAULTS, histories, load_model, make_config, make_data, make_model,
@@ -13,10 +13,11 @@ from .parallel import run_parallel
 from .training import FeatureSnapshots, History, evaluate, train
 
 __version__ = "0.1.0"
-from .cli_toy import (load_results, result_finals, result_histories, result_nfe_ratios,
-                      result_summaries)
+from .toy_results import (load_results, result_finals, result_histories, result_nfe_ratios,
+                          result_summaries)
 from . import plots_theory, theory
 from . import conv, images
 from . import image_results, plots_images
 from .image_results import load_image_results
 from .resources import available_results, results_path
+from . import claims

@@ -174,6 +174,22 @@ def _gen_gap(res, name):
     return [v - t for v, t in zip(finals(res, name, "val_loss"), finals(res, name, "train_loss"))]
 
 
+def describe(files):
+    """One short line per results file (experiments, seeds, epochs, date and hardware), for
+    the claims page: lines of at most 78 characters."""
+    import textwrap
+    out = []
+    for name, res in files.items():
+        exps = res["experiments"]
+        cfg = next(iter(exps.values()))["config"]
+        prov = res.get("provenance", {})
+        machine = prov.get("hardware", "?")
+        text = (f"{name}: {', '.join(exps)}; {len(res['seeds'])} seeds, {cfg['epochs']} "
+                f"epochs; made {str(prov.get('date', '?'))[:10]} on {machine}")
+        out += textwrap.wrap(text, 78, subsequent_indent="    ")
+    return out
+
+
 _OUTCOME_STYLE = {V.REPRODUCED: "#2e7d32", V.NOT_REPRODUCED: "#c62828", V.INCONCLUSIVE: "#b26a00"}
 
 

@@ -28,5 +28,18 @@ def main(argv=None):
     return modules[args.command].run(args)
 
 
+def cli(argv=None):
+    """:func:`main` as a program: an error the command expects (bad input, missing data, a
+    checkpoint it cannot resume; marked ``expected_by_command``) is one ``error: ...`` line on
+    stderr and exit status 1, as the ``toy`` command prints its own; anything else is a bug and
+    keeps its traceback."""
+    try:
+        return main(argv)
+    except Exception as err:
+        if getattr(err, "expected_by_command", False):
+            sys.exit(f"error: {err}")
+        raise
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -25,6 +25,7 @@ of ``--batch-size`` images and gradients are averaged (gloo for ``--device cpu``
 cuda); see :mod:`anode_utils.distributed` for what that computes with an adaptive solver.
 """
 import argparse
+import contextlib
 import os
 import pathlib
 import time
@@ -444,29 +445,54 @@ def run_config(config):
                 config=config)
 
 
+# Errors the command expects: before training, bad options, missing or damaged data sets and
+# files, a checkpoint that cannot be resumed, a missing optional dependency (the images
+# extra); during training, a checkpoint or results file that cannot be read or written and a
+# solve that gives up. `python -m anode_utils` prints them as one ``error: ...`` line (exit
+# status 1, as ``toy``); anything else is a bug and keeps its traceback.
+SETUP_ERRORS = (ValueError, OSError, ImportError)
+TRAINING_ERRORS = (CheckpointError, SolverError, OSError)
+
+
+@contextlib.contextmanager
+def _expected(*errors):
+    """Mark ``errors`` raised inside as expected ones (``err.expected_by_command``) and re-raise
+    them: called as a function, :func:`run` still raises the package's own error types."""
+    try:
+        yield
+    except errors as err:
+        err.expected_by_command = True
+        raise
+
+
 def run(args):
-    check_args(args)  # before any data loads or processes connect
-    precision.configure(args.tf32)
-    device = _device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
-    rank, world, _ = distributed.init_from_env(device)  # gloo for cpu, NCCL for cuda
-    if device.type == "cpu" and world > 1:
-        torch.set_num_threads(1)   # side-by-side processes share the cores; one alone uses them
-    if args.batch_size % world:
-        raise ValueError(f"--batch-size {args.batch_size} must be divisible by the "
-                         f"{world} processes so that every process gets an equal slice")
-    if rank == 0:
-        print(describe_machine(device) + (f"; {world} processes" if world > 1 else ""), flush=True)
-        if args.out and pathlib.Path(args.out).exists():
-            from .provenance import read_json
-            there = image_results.seeds_in(read_json(args.out))
-            keep = sorted(set(there) - set(args.seeds))
-            again = sorted(set(there) & set(args.seeds))
-            if keep:
-                print(f"{args.out} holds seeds {keep}: kept; this run adds seeds {args.seeds}", flush=True)
-            if again:
-                print(f"{args.out}: its runs of seeds {again} are replaced by this run's", flush=True)
-    x, y, test = _load_data(args, device)
-    runs = [run_seed(args, seed, x, y, test, device, rank, world) for seed in args.seeds]
+    with _expected(*SETUP_ERRORS):
+        check_args(args)  # before any data loads or processes connect
+        precision.configure(args.tf32)
+        device = _device(args.device, int(os.environ.get("LOCAL_RANK", "0")))
+        rank, world, _ = distributed.init_from_env(device)  # gloo for cpu, NCCL for cuda
+        if device.type == "cpu" and world > 1:
+            torch.set_num_threads(1)   # side-by-side processes share the cores; one alone uses them
+        if args.batch_size % world:
+            raise ValueError(f"--batch-size {args.batch_size} must be divisible by the "
+                             f"{world} processes so that every process gets an equal slice")
+        if rank == 0:
+            print(describe_machine(device) + (f"; {world} processes" if world > 1 else ""),
+                  flush=True)
+            if args.out and pathlib.Path(args.out).exists():
+                from .provenance import read_json
+                there = image_results.seeds_in(read_json(args.out))
+                keep = sorted(set(there) - set(args.seeds))
+                again = sorted(set(there) & set(args.seeds))
+                if keep:
+                    print(f"{args.out} holds seeds {keep}: kept; this run adds seeds {args.seeds}",
+                          flush=True)
+                if again:
+                    print(f"{args.out}: its runs of seeds {again} are replaced by this run's",
+                          flush=True)
+        x, y, test = _load_data(args, device)
+    with _expected(*TRAINING_ERRORS):
+        runs = [run_seed(args, seed, x, y, test, device, rank, world) for seed in args.seeds]
     if rank == 0:
         for r in runs:
             acc = "n/a" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}"

@@ -38,10 +38,11 @@ import warnings
 from ._checks import check_nonneg_int
 from .experiments import check_trainable, make_config, make_data, run_toy
 from .parallel import default_processes, run_parallel
-from .provenance import provenance, read_json, write_json, write_text_atomic
-
-FORMAT = "anode_utils.toy-results/1"
-SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
+from .provenance import provenance
+from .results_io import read_json, round_sig, write_json, write_results
+from .toy_results import (FORMAT, check_results, check_run, load_results,  # noqa: F401
+                          result_finals, result_histories, result_nfe_ratios, result_summaries)
+from .training import SERIES
 #: Experiment names become file names in ``<out>.partial/``.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -144,22 +145,14 @@ def load_spec(spec):
 
 # ----------------------------------------------------------------------------- one job
 
-def _sig(x, digits=5):
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return None
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x
-    return float(f"{x:.{digits}g}")
-
-
 def _blocks(values, every):
     """Means over consecutive blocks of ``every`` values (a last partial block is dropped)."""
     if every == 1:
-        return [_sig(v) for v in values]
+        return [round_sig(v) for v in values]
     out = []
     for i in range(len(values) // every):
         chunk = [v for v in values[i * every:(i + 1) * every] if v is not None and math.isfinite(v)]
-        out.append(_sig(sum(chunk) / len(chunk)) if chunk else None)
+        out.append(round_sig(sum(chunk) / len(chunk)) if chunk else None)
     return out
 
 
@@ -169,7 +162,7 @@ def _epoch_mean(values, epoch_end, which):
     lo = 0 if which == 0 else (epoch_end[-2] if len(epoch_end) > 1 else 0)
     hi = epoch_end[0] if which == 0 else epoch_end[-1]
     chunk = values[lo:hi]
-    return _sig(sum(chunk) / len(chunk)) if chunk else None
+    return round_sig(sum(chunk) / len(chunk)) if chunk else None
 
 
 def compact(result, every=1):
@@ -177,7 +170,7 @@ def compact(result, every=1):
     h = result["history"]
     record = {
         "seed": result["config"]["seed"],
-        "final": {k: _sig(v) for k, v in result["final"].items()},
+        "final": {k: round_sig(v) for k, v in result["final"].items()},
         "summary": {
             "iterations": len(h["loss"]),
             "loss_first_epoch": _epoch_mean(h["loss"], h["epoch_end"], 0),
@@ -189,8 +182,8 @@ def compact(result, every=1):
         },
         "history": {k: _blocks(h[k], every) for k in SERIES},
     }
-    record["history"].update(epoch_end=h["epoch_end"], val_loss=[_sig(v) for v in h["val_loss"]],
-                             val_accuracy=[_sig(v) for v in h["val_accuracy"]], error=h["error"])
+    record["history"].update(epoch_end=h["epoch_end"], val_loss=[round_sig(v) for v in h["val_loss"]],
+                             val_accuracy=[round_sig(v) for v in h["val_accuracy"]], error=h["error"])
     return record
 
 
@@ -208,14 +201,6 @@ def _job(job):
 
 
 # ----------------------------------------------------------------------------- the command
-
-def write_results(path, results):
-    """Like :func:`write_json` (atomic), but each flat list on one line: a few times smaller."""
-    text = json.dumps(results, indent=1)
-    text = re.sub(r"\[([^\[\]{}\"]*)\]", lambda m: "[" + ",".join(v.strip() for v in m.group(1).split(",")) + "]"
-                  if m.group(1).strip() else "[]", text)
-    write_text_atomic(path, text + "\n")
-
 
 def _same_config(stored, cfg):
     """Equal once both are filled in with today's defaults (a field added to DEFAULTS since a
@@ -236,41 +221,12 @@ def _part_path(partial_dir, name, seed):
     return partial_dir / f"{name}__seed{seed}.json"
 
 
-def _check_run(run, where):
-    """A stored run record must hold an integer seed and the final/summary/history objects."""
-    if not isinstance(run, dict) or isinstance(run.get("seed"), bool) \
-            or not isinstance(run.get("seed"), int):
-        raise ValueError(f"{where}: a run without an integer 'seed'")
-    for key in ("final", "summary", "history"):
-        if not isinstance(run.get(key), dict):
-            raise ValueError(f"{where}: run of seed {run['seed']} has no {key!r} object")
-
-
-def _check_results(res, path, advice):
-    """The structure of a toy results file; a ValueError naming ``path`` if it is damaged."""
-    try:
-        if not isinstance(res, dict) or res.get("format") != FORMAT:
-            fmt = res.get("format") if isinstance(res, dict) else None
-            raise ValueError(f"{path} is not a toy results file (format {fmt!r})")
-        if not isinstance(res.get("experiments"), dict):
-            raise ValueError(f"{path} has no 'experiments' object")
-        for name, exp in res["experiments"].items():
-            if not isinstance(exp, dict) or not isinstance(exp.get("config"), dict) \
-                    or not isinstance(exp.get("runs"), list):
-                raise ValueError(f"{path}: experiment {name!r} needs a 'config' object and a 'runs' list")
-            for run in exp["runs"]:
-                _check_run(run, f"{path}: experiment {name!r}")
-    except ValueError as err:
-        raise ValueError(f"{err}; the file is damaged or not a results file: {advice}") from None
-    return res
-
-
 def _check_part(rec):
     """A partial record (one finished job) as :func:`_job` writes it."""
     if not isinstance(rec, dict) or not isinstance(rec.get("experiment"), str) \
             or not isinstance(rec.get("config"), dict) or not isinstance(rec.get("record_every"), int):
         raise ValueError("not a partial run record (experiment, config, record_every, seed, ...)")
-    _check_run(rec, "partial record")
+    check_run(rec, "partial record")
     return rec
 
 
@@ -316,7 +272,7 @@ def prepare(spec, out, seeds):
     previous, done = None, {}
     if out.exists():
         advice = "delete it (its runs are then recomputed), or pass another --out"
-        previous = _check_results(read_json(out, advice), out, advice)
+        previous = check_results(read_json(out, advice), out, advice)
         stored_every = previous.get("record_every", 1)
         if stored_every != every:
             raise ValueError(f"--out {out} holds series recorded with record_every={stored_every}, "
@@ -480,41 +436,3 @@ def sys_argv_tail(args):
     if args.processes is not None:
         tail += ["--processes", str(args.processes)]
     return tail
-
-
-# ----------------------------------------------------------------------------- reading results
-
-def load_results(path):
-    """A results file written by ``python -m anode_utils toy``: a path, or the name of a file
-    shipped with the package (``'annulus_d1'``, ``'annulus_d2'``, ``'generalization'``; see
-    :func:`anode_utils.resources.results_path`)."""
-    from .resources import results_path
-    path = results_path(path)
-    advice = "rerun the command that wrote it (see README, 'Paper-scale runs'), or pass another path"
-    return _check_results(read_json(path, advice), path, advice)
-
-
-def result_histories(results, name):
-    """History objects (series as stored: block means of ``results['record_every']`` iterations)."""
-    from .training import History
-    if name not in results["experiments"]:
-        raise KeyError(f"no experiment {name!r}; the file holds {sorted(results['experiments'])}")
-    return [History.from_dict(r["history"]) for r in results["experiments"][name]["runs"]]
-
-
-def result_finals(results, name, key="train_loss"):
-    """The final metric ``key`` of every seed of one experiment."""
-    return [r["final"].get(key) for r in results["experiments"][name]["runs"]]
-
-
-def result_summaries(results, name, key):
-    """A per-seed summary value (e.g. ``'nfe_forward_last_epoch'``) of every seed."""
-    return [r["summary"].get(key) for r in results["experiments"][name]["runs"]]
-
-
-def result_nfe_ratios(results, name):
-    """Per-seed forward NFE growth of one experiment: last-epoch mean / first-epoch mean
-    (the results-file counterpart of :meth:`History.nfe_ratio`)."""
-    last = result_summaries(results, name, "nfe_forward_last_epoch")
-    first = result_summaries(results, name, "nfe_forward_first_epoch")
-    return [a / b for a, b in zip(last, first)]

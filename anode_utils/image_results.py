@@ -29,14 +29,14 @@ wall-clock budget stops some early): ``status``/``stopped_by`` say which.
 """
 import contextlib
 import hashlib
-import math
 import pathlib
 import tempfile
 
-from .provenance import provenance, read_json
+from .provenance import provenance
+from .results_io import read_json, round_sig, write_results
+from .training import SERIES  # noqa: F401  (image_results.SERIES: the series a run stores)
 
 FORMAT = "anode_utils.image-results/1"
-SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
 #: Options that change the model or the numerics: a checkpoint resumes only with the same.
 CHECKPOINT_KEYS = ("dataset", "model", "filters", "augment_dim", "time_dependent", "img_size",
                    "subset", "batch_size", "lr", "weight_decay", "method", "tol", "step_size",
@@ -62,18 +62,6 @@ def differences(old, new, keys):
 
 def describe(diffs):
     return "; ".join(f"{option(k)} {a!r} there, {b!r} now" for k, a, b in diffs)
-
-
-def _sig(x, digits=5):
-    if isinstance(x, bool) or x is None or isinstance(x, int):
-        return x
-    if isinstance(x, float):
-        return float(f"{x:.{digits}g}") if math.isfinite(x) else None
-    if isinstance(x, list):
-        return [_sig(v, digits) for v in x]
-    if isinstance(x, dict):
-        return {k: _sig(v, digits) for k, v in x.items()}
-    return x
 
 
 @contextlib.contextmanager
@@ -125,13 +113,12 @@ def seeds_in(results):
 def write_run(path, experiment, run, num_parameters, argv=None):
     """Insert or replace (same seed) one run in the results file at ``path``, atomically and
     under a lock: runs of other seeds already there are kept. Returns the file's content."""
-    from .cli_toy import write_results  # atomic, each flat list on one line
     path = pathlib.Path(path)
     with _locked(path):
         res = read_existing(path, experiment) or {"format": FORMAT, "experiment": experiment, "runs": []}
-        runs = [r for r in res["runs"] if r["seed"] != run["seed"]] + [_sig(run)]
+        runs = [r for r in res["runs"] if r["seed"] != run["seed"]] + [round_sig(run)]
         res = {"format": FORMAT, "experiment": experiment, "num_parameters": num_parameters,
-               "provenance": _sig(run.get("provenance") or provenance(argv)),
+               "provenance": round_sig(run.get("provenance") or provenance(argv)),
                "runs": sorted(runs, key=lambda r: r["seed"])}
         write_results(path, res)
     return res
@@ -240,6 +227,167 @@ def section52_claims(node, anode, k=2.0):
     return rows
 
 
-__all__ = ["CHECKPOINT_KEYS", "EXPERIMENT_KEYS", "FORMAT", "SECTION_52_CLAIMS", "experiment_of",
-           "image_histories", "load_image_results", "read_existing", "section52_claims", "seed_metrics",
-           "summary", "write_run"]
+# ----------------------------------------------------------------------------- the 14x14 design
+
+#: Chapter 7's design (issue 22), fixed before the runs: 14x14 MNIST, 10,000 training images,
+#: the full test set, 10 epochs, batch 128, seeds 0-2. Results files shipped by name.
+DESIGN = {
+    "a": {"title": "(a) 32 filters, p = 5 against p = 0 (the paper's Fig. 10)",
+          "NODE": "mnist14_node32", "ANODE": "mnist14_anode32_p5"},
+    "b": {"title": "(b) matched pair, 32 filters + p = 2 against a 38-filter NODE",
+          "NODE": "mnist14_node38", "ANODE": "mnist14_anode32_p2"},
+}
+#: (c) the readout-only baseline: the same linear readout on the raw pixels (T = 0, NFE 0).
+DESIGN_BASELINE = "mnist14_readout"
+#: Read-outs fixed in advance: the training-loss level (moving average over WINDOW
+#: iterations) at which "iterations to reach it" and "NFE at equal loss" are read.
+LOSS_LEVEL = 0.5
+WINDOW = 20
+#: dopri5's floor in these runs: 2 + 6 * 3 evaluations (three steps, none rejected).
+NFE_FLOOR = 20
+FLOOR_REASON = (f"both models' median NFE stays at the solver's floor of {NFE_FLOOR} "
+                f"(three dopri5 steps)")
+BASELINE_REASON = ("the two ODE models do not both clearly beat the readout-only baseline in "
+                   "test accuracy")
+UNREACHED_REASON = "a seed never reached the loss level"
+
+
+def _trailing_means(values, window):
+    """Means of the full trailing windows: entry i is the mean of iterations i-window+2 .. i+1
+    (1-based), for i >= window - 1 (earlier entries would mix in too few iterations)."""
+    v = [float(x) for x in values]
+    out, total = [], sum(v[:window - 1])
+    for i in range(window - 1, len(v)):
+        total += v[i]
+        out.append(total / window)
+        total -= v[i - window + 1]
+    return out
+
+
+def iterations_to_loss(results, level=LOSS_LEVEL, window=WINDOW):
+    """Per complete run, by seed: the first iteration at which the training loss, averaged over
+    the last ``window`` iterations, is at or below ``level`` (None if it never is)."""
+    out = {}
+    for r, h in zip(results["runs"], image_histories(results)):
+        if r["status"] != "complete":
+            continue
+        means = _trailing_means(h.loss, window)
+        out[r["seed"]] = next((i + window for i, m in enumerate(means) if m <= level), None)
+    return out
+
+
+def nfe_at_loss(results, level=LOSS_LEVEL, window=WINDOW):
+    """Per complete run, by seed: the forward NFE (mean over the same ``window`` iterations) at
+    the iteration :func:`iterations_to_loss` finds (None if the loss never reaches ``level``):
+    the paper's "NFE at equal training loss" (its Fig. 10, right)."""
+    at = iterations_to_loss(results, level, window)
+    out = {}
+    for r, h in zip(results["runs"], image_histories(results)):
+        if r["seed"] in at:
+            i = at[r["seed"]]
+            out[r["seed"]] = None if i is None else sum(h.nfe_forward[i - window:i]) / window
+    return out
+
+
+def design_readouts(node, anode, level=LOSS_LEVEL, window=WINDOW):
+    """The four read-outs of chapter 7's design for a NODE and an ANODE results file: dicts
+    ``{"NODE": per-seed list, "ANODE": per-seed list}`` (seeds in order) under ``iterations``
+    (to reach ``level``), ``nfe_at_loss``, ``nfe_last_epoch`` and ``test_accuracy``."""
+    out = {}
+    for key, fn in (("iterations", iterations_to_loss), ("nfe_at_loss", nfe_at_loss)):
+        out[key] = {m: [v for _, v in sorted(fn(res, level, window).items())]
+                    for m, res in (("NODE", node), ("ANODE", anode))}
+    for key, metric in (("nfe_last_epoch", "nfe"), ("test_accuracy", "test_accuracy")):
+        out[key] = {m: [v[metric] for _, v in sorted(seed_metrics(res).items())]
+                    for m, res in (("NODE", node), ("ANODE", anode))}
+    return out
+
+
+def _median(v):
+    s = sorted(v)
+    n = len(s)
+    return (s[(n - 1) // 2] + s[n // 2]) / 2
+
+
+def baseline_verdicts(node, anode, baseline):
+    """Two verdicts: each ODE model's test accuracy is higher than the readout-only baseline's
+    (the condition every image verdict of its design needs)."""
+    from .verdicts import compare
+    base = [v["test_accuracy"] for _, v in sorted(seed_metrics(baseline).items())]
+    out = []
+    for name, res in (("NODE", node), ("ANODE", anode)):
+        e = res["experiment"]
+        what = f"{name} ({e['filters']} filters, p = {e['augment_dim'] or 0})"
+        acc = [v["test_accuracy"] for _, v in sorted(seed_metrics(res).items())]
+        out.append(compare(f"the {what} beats the readout-only baseline in test accuracy",
+                           acc, base, "higher", label=(name, "readout")))
+    return out
+
+
+def readout_verdicts(node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WINDOW,
+                     prefix=""):
+    """The four pre-registered claims of chapter 7 for one NODE / ANODE pair, decided by the
+    book's one rule (:mod:`anode_utils.verdicts`), in this order: the ANODE reaches training
+    loss ``level`` in fewer iterations; needs fewer forward NFE at that loss; needs fewer
+    forward NFE over the last epoch; reaches a higher test accuracy. Inconclusive, for the
+    reasons named in advance, when ``baseline_ok`` is False (all four), when a seed never
+    reaches ``level`` (the first two), or when both models' median NFE is at or below
+    :data:`NFE_FLOOR` (the two NFE claims)."""
+    from .verdicts import INCONCLUSIVE, Verdict, compare
+    r = design_readouts(node, anode, level, window)
+    gate = None if baseline_ok else BASELINE_REASON
+
+    def unreached(key):
+        return any(v is None for m in r[key].values() for v in m)
+
+    def floor(key):
+        return all(_median(m) <= NFE_FLOOR for m in r[key].values())
+
+    specs = (("iterations", f"the ANODE reaches training loss {level:g} in fewer iterations",
+              "lower", lambda: UNREACHED_REASON if unreached("iterations") else None),
+             ("nfe_at_loss", f"the ANODE needs fewer forward NFE at training loss {level:g}",
+              "lower", lambda: UNREACHED_REASON if unreached("nfe_at_loss")
+              else FLOOR_REASON if floor("nfe_at_loss") else None),
+             ("nfe_last_epoch", "the ANODE needs fewer forward NFE over the last epoch",
+              "lower", lambda: FLOOR_REASON if floor("nfe_last_epoch") else None),
+             ("test_accuracy", "the ANODE reaches a higher test accuracy", "higher",
+              lambda: None))
+    out = []
+    for key, claim, direction, reason in specs:
+        why = gate or reason()
+        # seeds that never reached the level have no value (and the claim a reason already)
+        a = [v for v in r[key]["ANODE"] if v is not None]
+        b = [v for v in r[key]["NODE"] if v is not None]
+        if not a or not b:
+            out.append(Verdict(prefix + claim, INCONCLUSIVE, why,
+                               f"seeds at the level: ANODE {len(a)}, NODE {len(b)}"))
+            continue
+        out.append(compare(prefix + claim, a, b, direction, cannot_decide=why,
+                           label=("ANODE", "NODE")))
+    return out
+
+
+def design_verdicts(include_baseline=False, level=LOSS_LEVEL, window=WINDOW):
+    """Chapter 7's image verdicts from the shipped 14x14 results files (:data:`DESIGN`), the
+    same for the chapter and the claims page: for design (a), then (b), the four claims of
+    :func:`readout_verdicts`, prefixed "(a) " or "(b) ". A design's claims are inconclusive
+    unless both its models beat the readout-only baseline (:func:`baseline_verdicts`);
+    ``include_baseline`` puts those two verdicts before each design's four. Returns a list
+    of :class:`anode_utils.verdicts.Verdict`."""
+    baseline = load_image_results(DESIGN_BASELINE)
+    out = []
+    for key, d in DESIGN.items():
+        node, anode = load_image_results(d["NODE"]), load_image_results(d["ANODE"])
+        gates = baseline_verdicts(node, anode, baseline)
+        if include_baseline:
+            out += gates
+        out += readout_verdicts(node, anode, all(v.reproduced for v in gates), level, window,
+                                prefix=f"({key}) ")
+    return out
+
+
+__all__ = ["CHECKPOINT_KEYS", "DESIGN", "DESIGN_BASELINE", "EXPERIMENT_KEYS", "FORMAT",
+           "LOSS_LEVEL", "NFE_FLOOR", "SECTION_52_CLAIMS", "WINDOW", "baseline_verdicts",
+           "design_readouts", "design_verdicts", "experiment_of", "image_histories",
+           "iterations_to_loss", "load_image_results", "nfe_at_loss", "read_existing",
+           "readout_verdicts", "section52_claims", "seed_metrics", "summary", "write_run"]

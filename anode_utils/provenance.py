@@ -1,13 +1,14 @@
 """Where a results file came from: the command, package versions, hardware, GPU numerics and date."""
 import datetime
-import json
 import os
 import pathlib
 import platform
-import secrets
 import sys
 
 import torch
+
+# results-file I/O lives in results_io; these names stay importable from here
+from .results_io import read_json, write_json, write_text_atomic  # noqa: F401
 
 
 def hardware():
@@ -69,36 +70,3 @@ def provenance(argv=None):
         "precision": settings(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file named after this process, then
-    rename it over ``path``: an interrupted run never leaves half a file, two writers never
-    share a temporary file, and a failed write removes its temporary file."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json(path, obj):
-    """Write atomically (temp file + rename), so an interrupted run never leaves half a file."""
-    write_text_atomic(path, json.dumps(obj, indent=1))
-
-
-def read_json(path, advice="delete it, or pass another path"):
-    """The JSON object in ``path``. A damaged file (cut short, not JSON) raises a ValueError
-    that names it and ends with ``advice`` (what the user should do)."""
-    path = pathlib.Path(path)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column "
-                         f"{err.colno}); it is damaged or was cut short: {advice}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a JSON text file (it holds binary data): {advice}") from None

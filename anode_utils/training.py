@@ -14,6 +14,8 @@ from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
 from .ode import SolverError, backward_guard
 
 LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
+#: The per-iteration series of a :class:`History` (and of the results files).
+SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
 
 
 @dataclasses.dataclass

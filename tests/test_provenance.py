@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import anode_utils as au
-from anode_utils.provenance import provenance, read_json, write_json
+from anode_utils.provenance import provenance
+from anode_utils.results_io import read_json, round_sig, write_json
 
 
 def test_provenance_names_command_versions_hardware_and_date():
@@ -21,10 +22,10 @@ def test_write_json_is_atomic_and_round_trips(tmp_path):
 
 
 def test_write_json_removes_its_temporary_file_when_the_write_fails(tmp_path, monkeypatch):
-    from anode_utils import provenance as prov
-    monkeypatch.setattr(prov.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("disk full")))
+    from anode_utils import results_io
+    monkeypatch.setattr(results_io.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        prov.write_json(tmp_path / "r.json", {"a": 1})
+        results_io.write_json(tmp_path / "r.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -54,3 +55,19 @@ def test_provenance_records_solver_library_gpu_and_precision():
         torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
         torch.backends.cuda.matmul.allow_tf32 = before["cuda_matmul_allow_tf32"]
         torch.set_float32_matmul_precision(before["float32_matmul_precision"])
+
+
+def test_round_sig_rounds_floats_everywhere_and_leaves_other_values():
+    x = {"a": [1.234567, float("nan"), 3], "b": (True, None, "s"), "c": 2.0000049}
+    assert round_sig(x) == {"a": [1.2346, None, 3], "b": [True, None, "s"], "c": 2.0}
+
+
+def test_library_modules_do_not_import_the_commands():
+    """A library module must not import a command-line module (results I/O lives in
+    results_io and toy_results)."""
+    import subprocess
+    import sys
+    code = ("import sys, anode_utils, anode_utils.image_results, anode_utils.toy_results; "
+            "print(sorted(m for m in sys.modules if m.startswith('anode_utils.cli')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

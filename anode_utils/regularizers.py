@@ -22,14 +22,22 @@ def hutchinson_trace(out, h, eps):
     return (vjp * eps).sum(dim=1)
 
 
+def jacobian_trace(fn, h):
+    """``(fn(h), tr(d fn(h) / dh))`` per row, exact: one autograd pass per coordinate (rows
+    must not interact, true for MLP fields, so the sum over the batch is differentiated).
+    h : (batch, d). Returns fn(h) detached, (batch, d), and the traces, (batch,)."""
+    with torch.enable_grad():
+        h = h.detach().requires_grad_(True)
+        out = fn(h)
+        tr = torch.zeros(h.shape[0], dtype=h.dtype, device=h.device)
+        for i in range(h.shape[1]):
+            tr = tr + torch.autograd.grad(out[:, i].sum(), h, retain_graph=i < h.shape[1] - 1)[0][:, i]
+    return out.detach(), tr
+
+
 def exact_trace(fn, h):
-    """tr(d fn(h) / d h) per row by d backward passes; for testing the estimator. h (batch, d)."""
-    h = h.detach().requires_grad_(True)
-    out = fn(h)
-    tr = torch.zeros(h.shape[0], dtype=h.dtype)
-    for i in range(h.shape[1]):
-        tr = tr + torch.autograd.grad(out[:, i].sum(), h, retain_graph=True)[0][:, i]
-    return tr
+    """tr(d fn(h) / d h) per row (:func:`jacobian_trace`); for testing the estimator."""
+    return jacobian_trace(fn, h)[1]
 
 
 class RegularizedField(nn.Module):

@@ -17,7 +17,10 @@ from torch import nn
 from ._checks import (check_batch, check_nonneg_int, check_pos_int, check_positive,
                       check_solver)
 from .fields import CountingField
+from .data import grid_2d
+from .dopri5 import check_times
 from .ode import ODEBlock, augment
+from .regularizers import jacobian_trace
 
 #: Solver settings used unless overridden: accurate enough that numerical error is far
 #: below every tolerance the book states.
@@ -88,9 +91,7 @@ def _times(times, T, dtype, device, start=0.0):
     t = torch.as_tensor(times, dtype=dtype, device=device)
     if t.dim() != 1 or len(t) < 2:
         raise ValueError(f"times must be a 1-d sequence of at least 2 times; got shape {tuple(t.shape)}")
-    d = torch.diff(t)
-    if not (bool((d > 0).all()) or bool((d < 0).all())):
-        raise ValueError("times must be strictly increasing or strictly decreasing")
+    check_times(t)
     return t
 
 
@@ -140,20 +141,6 @@ def inversion_error(model, x, T=1.0, **solver):
     return (back - h0).abs().max().item()
 
 
-def _trace_jacobian(field, t, h):
-    """tr df/dh at each row of h (batch, D) -> (batch,), exact: one autograd pass per coordinate.
-
-    Rows must not interact (true for MLP fields), so the sum over the batch is differentiated.
-    """
-    with torch.enable_grad():
-        h = h.detach().requires_grad_(True)
-        f = field(t, h)
-        tr = torch.zeros(h.shape[0], dtype=h.dtype, device=h.device)
-        for i in range(h.shape[1]):
-            tr = tr + torch.autograd.grad(f[:, i].sum(), h, retain_graph=i < h.shape[1] - 1)[0][:, i]
-    return f.detach(), tr
-
-
 class LiouvilleField(nn.Module):
     """Augmented field for Liouville's formula: state [h, l] of shape (batch, D + 1),
     d/dt h = f(h, t), d/dt l = tr df/dh (h, t). With l(0) = 0, l(T) = log det D phi_T(x).
@@ -167,7 +154,7 @@ class LiouvilleField(nn.Module):
         self.dim = check_pos_int("dim", dim) + 1
 
     def forward(self, t, state):
-        f, tr = _trace_jacobian(self.field, t, state[:, :-1])
+        f, tr = jacobian_trace(lambda h: self.field(t, h), state[:, :-1])
         return torch.cat([f, tr[:, None]], dim=1)
 
 
@@ -372,9 +359,7 @@ def disk_grid(r3=1.5, num=101):
     """The points of a num x num grid over [-r3, r3]^2 with ||x|| <= r3: (n, 2), row-major."""
     check_positive("r3", r3)
     num = check_pos_int("num", num)
-    s = torch.linspace(-r3, r3, num)
-    yy, xx = torch.meshgrid(s, s, indexing="ij")
-    g = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    g = grid_2d(r3, num)
     return g[g.norm(dim=1) <= r3]
 
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from . import distributed
-from ._checks import (check_choice, check_data, check_nonneg_int, check_pos_int, check_positive,
-                      float_dtype)
+from ._checks import (check_choice, check_data, check_nonneg, check_nonneg_int, check_pos_int,
+                      check_positive, float_dtype)
 from .data import batches
 from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
 from .ode import SolverError, backward_guard
@@ -194,9 +194,10 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
 
     Resuming and distributed runs (used by the image command line):
     ``optimizer`` : use this optimizer (e.g. restored from a checkpoint) instead of a new Adam.
-    ``start_iteration`` : skip the first k iterations of the seeded batch order (they were
-    done before an interruption; pass the restored ``history`` too), so the resumed run
-    continues exactly where the interrupted one stopped.
+    ``history`` : a restored History to continue (the interrupted run's); ``start_iteration``
+    : skip the first k iterations of the seeded batch order (they were done before the
+    interruption: ``len(history)``), so the resumed run continues exactly where the
+    interrupted one stopped.
     ``max_iterations`` : stop once the history holds this many iterations.
     ``shard=(rank, world_size)`` : each process of an initialised torch.distributed group
     trains on its contiguous slice of every global batch; ``model`` is the bare model (or a
@@ -209,27 +210,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     ``history.error``); a last global batch with fewer items than processes is dropped.
     Logged loss/accuracy are the global batch's, NFE the mean over processes.
     """
-    epochs = check_nonneg_int("epochs", epochs)
-    start_iteration = check_nonneg_int("start_iteration", start_iteration)
-    if max_iterations is not None:
-        check_nonneg_int("max_iterations", max_iterations)
-    check_pos_int("batch_size", batch_size)
-    check_positive("lr", lr)
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
-    check_choice("loss", loss, tuple(LOSSES))
+    _check_options(epochs, batch_size, lr, weight_decay, loss, start_iteration, max_iterations)
     parallel = distributed.is_parallel(shard)
-    data_error = None
-    try:
-        _check_xy(model, x, y, loss)
-        if val is not None:
-            if not isinstance(val, (tuple, list)) or len(val) != 2:
-                raise ValueError("val must be a pair (x_val, y_val)")
-            _check_xy(model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)"))
-    except ValueError as err:
-        if not parallel:
-            raise
-        data_error = str(err)  # bad data on one process must stop all of them, not hang the rest
+    data_error = _check_data(model, x, y, val, loss, raise_now=not parallel)
     history = history if history is not None else History()
     loss_fn = LOSSES[loss]()
     if optimizer is None:
@@ -237,83 +220,47 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
                                      foreach=True)
     gen = torch.Generator().manual_seed(int(seed))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * math.ceil(len(x) / batch_size), desc="train", leave=False)
+    bar = _progress_bar(progress, epochs * math.ceil(len(x) / batch_size))
     model.train()
     reset_nfe(model)
     fields = counting_fields(model)
+    device = next(model.parameters()).device if parallel else None
     if parallel:
         distributed.broadcast_parameters(model)
-    it, stopped = 0, False
+    it = 0
     try:
-        if parallel:
-            distributed.agree_on_failure(data_error, next(model.parameters()).device, 0)
+        if parallel:  # bad data on one process must stop all of them, not hang the rest
+            distributed.agree_on_failure(data_error, device, 0)
         for _ in range(epochs):
-            for xb, yb in batches(x, y, batch_size, gen):
-                if max_iterations is not None and len(history.loss) >= max_iterations:
-                    stopped = True
+            for xb, yb, weight in _batches(x, y, batch_size, gen, shard):
+                if max_iterations is not None and len(history) >= max_iterations:
                     break
-                if parallel:
-                    part = distributed.shard(xb, yb, *shard)
-                    if part is None:
-                        continue  # fewer items than processes: dropped by all, not an iteration
-                    xb, yb, weight = part
                 it += 1
                 if it <= start_iteration:
-                    continue
+                    continue  # done before the interruption this run resumes
                 if parallel:  # processes agree on failures before exchanging gradients
                     pred, batch_loss, nfe_f, nfe_b = distributed.train_step(
                         model, optimizer, loss_fn, xb, yb, weight, it)
                 else:
-                    optimizer.zero_grad(set_to_none=True)
-                    pred = model(xb)
-                    nfe_f = read_and_reset_nfe(model, fields)
-                    _check_pred(pred, yb, loss)
-                    batch_loss = loss_fn(pred, yb)
-                    # regularised models (anode_utils.regularizers) leave a penalty to add; the
-                    # history keeps the data loss alone so runs with and without compare fairly
-                    penalty = getattr(model, "penalty", None)
-                    objective = batch_loss if penalty is None else batch_loss + penalty
-                    _stop_if_not_finite(objective, len(history.loss) + 1)
-                    with backward_guard():
-                        objective.backward()
-                    optimizer.step()
-                    nfe_b = read_and_reset_nfe(model, fields)
+                    pred, batch_loss, nfe_f, nfe_b = _train_step(
+                        model, optimizer, loss_fn, loss, xb, yb, fields, len(history) + 1)
                 record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]
                 if parallel:  # slice-weighted: the global batch's loss and accuracy
                     record = _mean_over_processes(
                         [record[0] * weight, nfe_f, nfe_b, record[3] * weight], batch_loss.device)
-                history.loss.append(record[0])
-                history.nfe_forward.append(record[1])
-                history.nfe_backward.append(record[2])
-                history.accuracy.append(record[3])
+                for key, value in zip(SERIES, record):
+                    getattr(history, key).append(value)
                 if bar is not None:
                     bar.update()
                     bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=nfe_f)
                 if callback is not None:
                     callback(model, history)
-                    read_and_reset_nfe(model, fields)
-            # a last step can overflow the parameters with a finite loss: catch it once per epoch
-            _stop_if_params_not_finite(model, len(history.loss))
-            if stopped:
-                break
-            if history.epoch_end and history.epoch_end[-1] >= it:
-                continue  # this epoch ended before a resume: already recorded
-            history.epoch_end.append(len(history.loss))
-            if val is not None:
-                if parallel:  # a failure on one process only must stop them all
-                    failure = None
-                    try:
-                        vl, va = evaluate(model, *val, loss=loss)
-                    except SolverError as err:
-                        failure = str(err)
-                    distributed.agree_on_failure(failure, next(model.parameters()).device, it)
-                else:
-                    vl, va = evaluate(model, *val, loss=loss)
-                history.val_loss.append(vl)
-                history.val_accuracy.append(va)
+                    read_and_reset_nfe(model, fields)   # its solves are not training's
+            else:
+                _end_epoch(model, history, it, val, loss, parallel, device)
+                continue
+            _stop_if_params_not_finite(model, len(history))
+            break   # max_iterations reached
     except (SolverError, NonFiniteLossError) as err:
         history.error = str(err)
         warnings.warn(f"training stopped after {len(history.loss)} iterations: {err}", RuntimeWarning)
@@ -321,3 +268,91 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         if bar is not None:
             bar.close()
     return history
+
+
+def _check_options(epochs, batch_size, lr, weight_decay, loss, start_iteration, max_iterations):
+    check_nonneg_int("epochs", epochs)
+    check_nonneg_int("start_iteration", start_iteration)
+    if max_iterations is not None:
+        check_nonneg_int("max_iterations", max_iterations)
+    check_pos_int("batch_size", batch_size)
+    check_positive("lr", lr)
+    check_nonneg("weight_decay", weight_decay)
+    check_choice("loss", loss, tuple(LOSSES))
+
+
+def _check_data(model, x, y, val, loss, raise_now=True):
+    """The data checks of :func:`train`: raise the ValueError, or (sharded runs, where every
+    process must learn of one process's bad data) return its message; None when all is well."""
+    try:
+        _check_xy(model, x, y, loss)
+        if val is not None:
+            if not isinstance(val, (tuple, list)) or len(val) != 2:
+                raise ValueError("val must be a pair (x_val, y_val)")
+            _check_xy(model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)"))
+    except ValueError as err:
+        if raise_now:
+            raise
+        return str(err)
+    return None
+
+
+def _progress_bar(progress, total):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="train", leave=False)
+
+
+def _batches(x, y, batch_size, generator, shard=None):
+    """The seeded batch order as (x_batch, y_batch, weight); with ``shard=(rank, world)`` this
+    process's slice of each global batch and its weight (a batch with fewer items than
+    processes is dropped by all)."""
+    for xb, yb in batches(x, y, batch_size, generator):
+        if not distributed.is_parallel(shard):
+            yield xb, yb, 1.0
+            continue
+        part = distributed.shard(xb, yb, *shard)
+        if part is not None:
+            yield part
+
+
+def _train_step(model, optimizer, loss_fn, loss, xb, yb, fields, iteration):
+    """One single-process step: forward, loss (+ a regularised model's penalty), backward, Adam.
+    Returns the predictions, the data loss and the forward and backward NFE."""
+    optimizer.zero_grad(set_to_none=True)
+    pred = model(xb)
+    nfe_f = read_and_reset_nfe(model, fields)
+    _check_pred(pred, yb, loss)
+    batch_loss = loss_fn(pred, yb)
+    # regularised models (anode_utils.regularizers) leave a penalty to add; the history keeps
+    # the data loss alone so runs with and without compare fairly
+    penalty = getattr(model, "penalty", None)
+    objective = batch_loss if penalty is None else batch_loss + penalty
+    _stop_if_not_finite(objective, iteration)
+    with backward_guard():
+        objective.backward()
+    optimizer.step()
+    return pred, batch_loss, nfe_f, read_and_reset_nfe(model, fields)
+
+
+def _end_epoch(model, history, it, val, loss, parallel, device):
+    """After a full epoch: check the parameters, record the epoch's end and validate."""
+    # a last step can overflow the parameters with a finite loss: caught once per epoch
+    _stop_if_params_not_finite(model, len(history))
+    if history.epoch_end and history.epoch_end[-1] >= it:
+        return  # this epoch ended before a resume: already recorded
+    history.epoch_end.append(len(history))
+    if val is None:
+        return
+    if parallel:  # a failure on one process only must stop them all
+        failure = None
+        try:
+            vl, va = evaluate(model, *val, loss=loss)
+        except SolverError as err:
+            failure = str(err)
+        distributed.agree_on_failure(failure, device, it)
+    else:
+        vl, va = evaluate(model, *val, loss=loss)
+    history.val_loss.append(vl)
+    history.val_accuracy.append(va)

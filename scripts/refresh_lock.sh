@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-resolve requirements.txt in a fresh virtual environment and write requirements-lock.txt,
 # the exact versions the chapters execute with. The chapters' stored outputs belong to these
-# versions: after a refresh, re-execute every chapter (README, "Refreshing stored outputs").
+# versions: after a refresh, re-execute every chapter (CONTRIBUTING.md, "Refreshing the lock").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)

@@ -41,12 +41,15 @@ from .provenance import provenance
 from .training import History, evaluate, train
 
 UNBENCHMARKED = "opt-in speed switch, not benchmarked here (measure before relying on it)"
+#: --model choices: NODE, ANODE, and the readout-only baseline (no ODE block, NFE 0).
+MODELS = ("node", "anode", "readout")
 
 
 def add_arguments(p):
     p.add_argument("--dataset", choices=images.DATASETS, default="mnist")
-    p.add_argument("--model", choices=("node", "anode"), default="anode",
-                   help="node or anode; --filters/--augment-dim default to the paper's matched preset")
+    p.add_argument("--model", choices=MODELS, default="anode",
+                   help="node or anode (--filters/--augment-dim default to the paper's matched "
+                        "preset), or readout: the linear readout on the raw pixels (T = 0, no ODE)")
     p.add_argument("--filters", type=int, default=None, help="filters of the vector field's convolutions")
     p.add_argument("--augment-dim", type=int, default=None, help="zero channels appended (0: NODE)")
     p.add_argument("--time-dependent", action=argparse.BooleanOptionalAction, default=True,
@@ -103,6 +106,9 @@ def resolved(config):
         cfg["filters"] = filters if cfg["filters"] is None else cfg["filters"]
         cfg["augment_dim"] = augment if cfg["augment_dim"] is None else cfg["augment_dim"]
         cfg["img_size"] = cfg["img_size"] or conv.PRESETS[cfg["dataset"]]["img_size"][1]
+    if cfg.get("dataset") in conv.PRESETS and cfg.get("model") == "readout":
+        cfg["augment_dim"] = cfg["augment_dim"] or 0  # no field: no filters, no channels added
+        cfg["img_size"] = cfg["img_size"] or conv.PRESETS[cfg["dataset"]]["img_size"][1]
     return cfg
 
 
@@ -138,8 +144,8 @@ def check_args(args):
     a = args
     if a.dataset not in images.DATASETS:
         raise ValueError(f"--dataset must be one of {', '.join(images.DATASETS)}; got {a.dataset!r}")
-    if a.model not in ("node", "anode"):
-        raise ValueError(f"--model must be 'node' or 'anode'; got {a.model!r}")
+    if a.model not in MODELS:
+        raise ValueError(f"--model must be 'node', 'anode' or 'readout'; got {a.model!r}")
     a.filters = _optional(check_pos_int, "--filters", a.filters)
     a.augment_dim = _optional(check_nonneg_int, "--augment-dim", a.augment_dim)
     if not isinstance(a.time_dependent, bool):
@@ -179,6 +185,8 @@ def check_args(args):
     cfg = resolved(vars(a))
     if a.model == "node" and cfg["augment_dim"]:
         raise ValueError(f"--model node means no augmentation; got --augment-dim {cfg['augment_dim']}")
+    if a.model == "readout" and (cfg["filters"] is not None or cfg["augment_dim"]):
+        raise ValueError("--model readout has no vector field: drop --filters and --augment-dim")
     if a.model == "anode" and not cfg["augment_dim"]:
         raise ValueError("--model anode needs --augment-dim > 0 (with 0 it is a NODE: use --model node)")
     a.filters, a.augment_dim, a.img_size = cfg["filters"], cfg["augment_dim"], cfg["img_size"]
@@ -264,6 +272,8 @@ def build_model(args):
     cfg = resolved(vars(args))
     c = conv.PRESETS[args.dataset]["img_size"][0]
     s = cfg["img_size"]
+    if args.model == "readout":
+        return conv.ReadoutNet((c, s, s), output_dim=10)
     solver = dict(method=args.method, rtol=args.tol, atol=args.tol, adjoint=args.adjoint,
                   max_num_steps=args.max_num_steps, step_size=args.step_size,
                   backend=getattr(args, "backend", "torchdiffeq"))

@@ -149,4 +149,30 @@ def preset(dataset, model, img_size=None, **kwargs):
     return ConvODENet(img_size or PRESETS[dataset]["img_size"], num_filters, augment_dim, **kwargs)
 
 
-__all__ = ["PRESETS", "ConvField", "ConvODEBlock", "ConvODENet", "augment_channels", "preset"]
+class ReadoutNet(nn.Module):
+    """The readout-only baseline (T = 0: no ODE block, no function evaluations): the linear
+    map of :class:`ConvODENet` applied to the raw pixels, flattened.
+
+    Shapes: x (batch, c, height, width) -> logits (batch, output_dim).
+    """
+
+    def __init__(self, img_size, output_dim=10):
+        super().__init__()
+        if len(tuple(img_size)) != 3:
+            raise ValueError(f"img_size must be (channels, height, width); got {img_size!r}")
+        c, height, width = (check_pos_int(n, v)
+                            for n, v in zip(("channels", "height", "width"), img_size))
+        self.img_size = (c, height, width)
+        self.output_dim = check_pos_int("output_dim", output_dim)
+        self.readout = nn.Linear(c * height * width, self.output_dim)
+
+    def forward(self, x):
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.img_size:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a tensor of shape (batch, {', '.join(map(str, self.img_size))}); "
+                             f"got {shape}")
+        return self.readout(x.flatten(1))
+
+
+__all__ = ["PRESETS", "ConvField", "ConvODEBlock", "ConvODENet", "ReadoutNet", "augment_channels",
+           "preset"]

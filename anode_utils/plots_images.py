@@ -117,5 +117,26 @@ def plot_fig11(runs, ax=None, colors=None):
     return ax
 
 
+def plot_training_accuracy_vs_nfe(results, label=None, color=None, ax=None):
+    """The paper's Fig. 11 as drawn there: training accuracy against forward NFE over
+    training. Per epoch, the training-batch accuracy and the forward NFE recorded at each
+    iteration are averaged; the line joins the means over seeds epoch by epoch (with +/- std
+    error bars), dots are single seeds' epochs."""
+    ax = _ax(ax)
+    hs = [h for h in image_histories(results) if h.epoch_end]
+    if not hs:
+        raise ValueError("the results hold no completed epoch")
+    k = min(len(h.epoch_end) for h in hs)
+    nfe = np.array([h.epoch_means("nfe_forward")[:k] for h in hs], dtype=float)
+    acc = np.array([h.epoch_means("accuracy")[:k] for h in hs], dtype=float)
+    bars = ax.errorbar(nfe.mean(0), acc.mean(0), xerr=nfe.std(0), yerr=acc.std(0),
+                       color=color, label=label, marker="o", ms=4, lw=1.5, capsize=2)
+    c = bars.lines[0].get_color()
+    ax.scatter(nfe.ravel(), acc.ravel(), color=c, s=8, alpha=0.4)
+    ax.set_xlabel("forward NFE (mean over the epoch)")
+    ax.set_ylabel("training accuracy (mean over the epoch)")
+    return ax
+
+
 __all__ = ["accuracy_vs_nfe", "plot_accuracy_vs_nfe", "plot_fig10", "plot_fig11",
-           "plot_image_series", "plot_nfe_vs_loss"]
+           "plot_image_series", "plot_nfe_vs_loss", "plot_training_accuracy_vs_nfe"]

@@ -10,7 +10,7 @@ from .models import ODENet, ResNet, count_parameters
 from .nfe import nfe, read_and_reset_nfe, reset_nfe
 from .ode import ODEBlock, SolverError, augment
 from .parallel import run_parallel
-from .training import FeatureSnapshots, History, evaluate, train
+from .training import FeatureSnapshots, History, ProgressBar, Resume, evaluate, train
 
 __version__ = "0.1.0"
 from .toy_results import (load_results, result_finals, result_histories, result_nfe_ratios,

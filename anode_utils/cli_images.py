@@ -38,7 +38,7 @@ from ._checks import (ADAPTIVE_SOLVERS, SOLVER_NAMES, check_nonneg, check_nonneg
 from .ode import SolverError
 from .solvers import BACKEND_NAMES as BACKENDS
 from .provenance import provenance
-from .training import History, evaluate, train
+from .training import History, Resume, evaluate, train
 
 UNBENCHMARKED = "opt-in speed switch, not benchmarked here (measure before relying on it)"
 #: --model choices: NODE, ANODE, and the readout-only baseline (no ODE block, NFE 0).
@@ -377,8 +377,8 @@ def run_seed(args, seed, x, y, test, device, rank, world, verbose=True):
                 continue  # finished before a resume
             history = train(model, x, y, epochs=epoch, batch_size=args.batch_size, lr=args.lr,
                             weight_decay=args.weight_decay, loss="cross_entropy", seed=seed,
-                            val=test, history=history, callback=callback, optimizer=optimizer,
-                            start_iteration=len(history), max_iterations=args.max_iters,
+                            val=test, callback=callback, optimizer=optimizer,
+                            resume=Resume(history, args.max_iters),
                             shard=(rank, world) if world > 1 else None)
             if history.error is not None:
                 stopped_by = "error"

@@ -176,29 +176,63 @@ def _stop_if_params_not_finite(model, iterations):
             f"learning rate, add weight decay, or check the data")
 
 
+@dataclasses.dataclass
+class Resume:
+    """How :func:`train` continues a run trained in pieces (the image command trains one epoch
+    per call and restarts from checkpoints).
+
+    history : the run's :class:`History` so far; training skips the first ``len(history)``
+        iterations of the seeded batch order (they are done) and appends to it, so a resumed
+        run continues exactly where the interrupted one stopped.
+    max_iterations : stop once the history holds this many iterations (the whole run's
+        budget, over all its pieces); None for no limit.
+    """
+    history: History = dataclasses.field(default_factory=History)
+    max_iterations: int = None
+
+
+class ProgressBar:
+    """A ``callback`` for :func:`train` that shows a tqdm progress bar with the last loss and
+    NFE: ``with ProgressBar(total) as bar: train(..., callback=bar)``."""
+
+    def __init__(self, total=None, desc="train"):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=total, desc=desc, leave=False)
+
+    def __call__(self, model, history):
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=history.nfe_forward[-1])
+
+    def close(self):
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
-          seed=0, val=None, progress=False, history=None, callback=None, optimizer=None,
-          start_iteration=0, max_iterations=None, shard=None):
+          seed=0, val=None, callback=None, optimizer=None, resume=None, shard=None):
     """Train ``model`` on (x, y) with ``torch.optim.Adam`` and return a :class:`History`.
 
     x : (n, d) inputs; y : (n, k) targets (``loss='mse'`` or ``'huber'``) or (n,) class
     indices (``loss='cross_entropy'``). The batch order comes from ``seed`` alone, so a
     seeded model + the same arguments give the same history. ``val=(x_val, y_val)`` is
-    evaluated after each epoch. ``callback(model, history)``, if given, is called after every
-    iteration (e.g. to snapshot features during training); solves it makes are not counted in
-    the NFE of the next iteration. A solver failure or a non-finite (NaN/inf) loss stops the
+    evaluated after each epoch. A solver failure or a non-finite (NaN/inf) loss stops the
     run and is recorded in ``history.error`` (and warned about) rather than raised, so other
     seeds carry on; the step with a non-finite loss is not taken. Bad data (empty, non-finite,
     a dtype other than the parameters', targets of another shape than the outputs) raises a
     ValueError naming the argument before anything is solved.
 
-    Resuming and distributed runs (used by the image command line):
+    The rarely used keywords:
+    ``callback(model, history)`` (or a list of them) is called after every iteration (e.g.
+    :class:`FeatureSnapshots`, :class:`ProgressBar`); solves it makes are not counted in the
+    NFE of the next iteration.
     ``optimizer`` : use this optimizer (e.g. restored from a checkpoint) instead of a new Adam.
-    ``history`` : a restored History to continue (the interrupted run's); ``start_iteration``
-    : skip the first k iterations of the seeded batch order (they were done before the
-    interruption: ``len(history)``), so the resumed run continues exactly where the
-    interrupted one stopped.
-    ``max_iterations`` : stop once the history holds this many iterations.
+    ``resume=Resume(history, max_iterations)`` : continue an interrupted run (see
+    :class:`Resume`); the returned History is ``resume.history``.
     ``shard=(rank, world_size)`` : each process of an initialised torch.distributed group
     trains on its contiguous slice of every global batch; ``model`` is the bare model (or a
     DistributedDataParallel one, run under ``no_sync``): parameters are broadcast from process
@@ -210,17 +244,19 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     ``history.error``); a last global batch with fewer items than processes is dropped.
     Logged loss/accuracy are the global batch's, NFE the mean over processes.
     """
-    _check_options(epochs, batch_size, lr, weight_decay, loss, start_iteration, max_iterations)
+    resume = _check_options(epochs, batch_size, lr, weight_decay, loss, resume)
+    callbacks = _check_callbacks(callback)
+    _check_optimizer(optimizer)
     parallel = distributed.is_parallel(shard)
     data_error = _check_data(model, x, y, val, loss, raise_now=not parallel)
-    history = history if history is not None else History()
+    history, start_iteration = resume.history, len(resume.history)
+    max_iterations = resume.max_iterations
     loss_fn = LOSSES[loss]()
     if optimizer is None:
         # foreach=True on the CPU too: the stored runs were trained with this arithmetic
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
                                      foreach=True)
     gen = torch.Generator().manual_seed(int(seed))
-    bar = _progress_bar(progress, epochs * math.ceil(len(x) / batch_size))
     model.train()
     reset_nfe(model)
     fields = counting_fields(model)
@@ -250,12 +286,10 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
                         [record[0] * weight, nfe_f, nfe_b, record[3] * weight], batch_loss.device)
                 for key, value in zip(SERIES, record):
                     getattr(history, key).append(value)
-                if bar is not None:
-                    bar.update()
-                    bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=nfe_f)
-                if callback is not None:
-                    callback(model, history)
-                    read_and_reset_nfe(model, fields)   # its solves are not training's
+                if callbacks:
+                    for cb in callbacks:
+                        cb(model, history)
+                    read_and_reset_nfe(model, fields)   # their solves are not training's
             else:
                 _end_epoch(model, history, it, val, loss, parallel, device)
                 continue
@@ -264,21 +298,43 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     except (SolverError, NonFiniteLossError) as err:
         history.error = str(err)
         warnings.warn(f"training stopped after {len(history.loss)} iterations: {err}", RuntimeWarning)
-    finally:
-        if bar is not None:
-            bar.close()
     return history
 
 
-def _check_options(epochs, batch_size, lr, weight_decay, loss, start_iteration, max_iterations):
+def _check_options(epochs, batch_size, lr, weight_decay, loss, resume):
+    """Check train's numeric options; returns the :class:`Resume` to use (a fresh one if None)."""
     check_nonneg_int("epochs", epochs)
-    check_nonneg_int("start_iteration", start_iteration)
-    if max_iterations is not None:
-        check_nonneg_int("max_iterations", max_iterations)
     check_pos_int("batch_size", batch_size)
     check_positive("lr", lr)
     check_nonneg("weight_decay", weight_decay)
     check_choice("loss", loss, tuple(LOSSES))
+    if resume is None:
+        return Resume()
+    if not isinstance(resume, Resume):
+        raise TypeError(f"resume must be a Resume(history, max_iterations) or None; "
+                        f"got {type(resume).__name__}")
+    if not isinstance(resume.history, History):
+        raise TypeError(f"resume.history must be a History; got {type(resume.history).__name__}")
+    if resume.max_iterations is not None:
+        check_nonneg_int("resume.max_iterations", resume.max_iterations)
+    return resume
+
+
+def _check_callbacks(callback):
+    """``callback``: None, a callable or a list/tuple of callables; returns a list."""
+    callbacks = [] if callback is None else (
+        list(callback) if isinstance(callback, (list, tuple)) else [callback])
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            name = "callback" if not isinstance(callback, (list, tuple)) else f"callback[{i}]"
+            raise TypeError(f"{name} must be callable as f(model, history); got {type(cb).__name__}")
+    return callbacks
+
+
+def _check_optimizer(optimizer):
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None; "
+                        f"got {type(optimizer).__name__}")
 
 
 def _check_data(model, x, y, val, loss, raise_now=True):
@@ -295,13 +351,6 @@ def _check_data(model, x, y, val, loss, raise_now=True):
             raise
         return str(err)
     return None
-
-
-def _progress_bar(progress, total):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="train", leave=False)
 
 
 def _batches(x, y, batch_size, generator, shard=None):

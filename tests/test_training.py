@@ -139,3 +139,51 @@ def test_feature_snapshots_callback_leaves_training_unchanged():
     watched = au.train(model, x, y, epochs=1, batch_size=32, callback=snaps)
     assert sorted(snaps.features) == [0, 2, 6] and snaps.features[2].shape == (7, 2)
     assert watched.loss == plain.loss and watched.nfe_forward == plain.nfe_forward
+
+
+def test_resume_in_pieces_equals_one_run():
+    """Resume(history) skips the len(history) iterations already done: one call per epoch (as
+    the image command trains), stopped by max_iterations and picked up again, gives the one
+    call's history and weights bit for bit."""
+    cfg = au.make_config(**dict(TINY, model="anode", augment_dim=1))
+    (x, y), val = au.make_data(cfg)
+    whole_model = au.make_model(cfg)
+    whole = au.train(whole_model, x, y, epochs=3, batch_size=32, val=val)
+    model = au.make_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    run = au.Resume(au.History(), max_iterations=8)   # stops inside epoch 2
+    for epoch in (1, 2, 2, 3):
+        if epoch == 2 and len(run.history) == 8:
+            run.max_iterations = None                  # the 'resumed' piece
+        h = au.train(model, x, y, epochs=epoch, batch_size=32, val=val, optimizer=opt,
+                     resume=run)
+        assert h is run.history
+    assert h.to_dict() == whole.to_dict()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), whole_model.parameters()))
+
+
+def test_callbacks_list_and_progress_bar_leave_training_unchanged():
+    cfg = au.make_config(**TINY)
+    (x, y), _ = au.make_data(cfg)
+    plain = au.train(au.make_model(cfg), x, y, epochs=1, batch_size=32)
+    seen = []
+    with au.ProgressBar(total=6) as bar:
+        h = au.train(au.make_model(cfg), x, y, epochs=1, batch_size=32,
+                     callback=[bar, lambda m, hist: seen.append(len(hist))])
+    assert h.to_dict() == plain.to_dict() and seen == list(range(1, 7))
+    assert bar.bar.n == 6
+
+
+@pytest.mark.parametrize("kw,err,match", [
+    (dict(callback=3), TypeError, "callback must be callable"),
+    (dict(callback=[print, "x"]), TypeError, r"callback\[1\]"),
+    (dict(optimizer="adam"), TypeError, "optimizer must be a torch.optim.Optimizer"),
+    (dict(resume=au.History()), TypeError, "resume must be a Resume"),
+    (dict(resume=au.Resume([])), TypeError, "resume.history must be a History"),
+    (dict(resume=au.Resume(max_iterations=-1)), ValueError, "resume.max_iterations"),
+])
+def test_bad_run_options_named_before_training(kw, err, match):
+    model = au.ODENet(2)
+    x, y = au.concentric_spheres(2, 10, 10)
+    with pytest.raises(err, match=match):
+        au.train(model, x, y, **kw)

@@ -122,3 +122,13 @@ def check_data(x, name="x", dtype=None, finite=True):
             raise ValueError(f"{name} holds {bad} non-finite value(s) (NaN/inf): clean or drop "
                              f"those points first (torch.isfinite({name}) finds them)")
     return x
+
+
+def check_img_size(img_size, name="img_size"):
+    """(channels, height, width), three positive integers; returns the tuple."""
+    if isinstance(img_size, (str, bytes)) or not isinstance(img_size, (tuple, list)) \
+            or len(img_size) != 3:
+        raise ValueError(f"{name} must be (channels, height, width), e.g. (1, 28, 28); "
+                         f"{_got(img_size)}")
+    return tuple(check_pos_int(f"{name} {n}", v)
+                 for n, v in zip(("channels", "height", "width"), img_size))

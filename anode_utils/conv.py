@@ -8,7 +8,7 @@ flattened features h(T).
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_nonneg_int, check_pos_int
+from ._checks import check_choice, check_img_size, check_nonneg_int, check_pos_int
 from .fields import CountingField
 from .ode import ODEBlock
 
@@ -111,9 +111,7 @@ class ConvODENet(nn.Module):
     def __init__(self, img_size, num_filters, augment_dim=0, output_dim=10, time_dependent=False,
                  **solver):
         super().__init__()
-        if len(tuple(img_size)) != 3:
-            raise ValueError(f"img_size must be (channels, height, width); got {img_size!r}")
-        c, height, width = (check_pos_int(n, v) for n, v in zip(("channels", "height", "width"), img_size))
+        c, height, width = check_img_size(img_size)
         self.img_size = (c, height, width)
         augment_dim = check_nonneg_int("augment_dim", augment_dim)
         field = ConvField(c + augment_dim, num_filters, time_dependent)
@@ -158,10 +156,7 @@ class ReadoutNet(nn.Module):
 
     def __init__(self, img_size, output_dim=10):
         super().__init__()
-        if len(tuple(img_size)) != 3:
-            raise ValueError(f"img_size must be (channels, height, width); got {img_size!r}")
-        c, height, width = (check_pos_int(n, v)
-                            for n, v in zip(("channels", "height", "width"), img_size))
+        c, height, width = check_img_size(img_size)
         self.img_size = (c, height, width)
         self.output_dim = check_pos_int("output_dim", output_dim)
         self.readout = nn.Linear(c * height * width, self.output_dim)

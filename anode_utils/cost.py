@@ -12,7 +12,18 @@ import time
 
 import torch
 
+from ._checks import check_pos_int
 from .nfe import read_and_reset_nfe, reset_nfe
+
+
+def _check_inputs(model, x, y):
+    """Before any solve: ``model`` has a vector field; x, y non-empty, finite, of one length."""
+    from .training import _check_xy
+    if not isinstance(getattr(model, "field", None), torch.nn.Module):
+        raise ValueError(f"model must be an ODE model with a .field (ODENet, ConvODENet, ...); "
+                         f"got {type(model).__name__}")
+    integer_labels = isinstance(y, torch.Tensor) and not y.is_floating_point()
+    _check_xy(model, x, y, "cross_entropy" if integer_labels else "mse")
 
 _NAMES = ("accept", "reject", "accept_adjoint", "reject_adjoint")
 
@@ -88,6 +99,8 @@ def training_step_cost(model, x, y, loss_fn=None, repeats=1):
     of those; the counts come from the last pass (they are the same every time: same inputs).
     Gradients are left in ``.grad`` for the caller to inspect.
     """
+    repeats = check_pos_int("repeats", repeats)
+    _check_inputs(model, x, y)
     loss_fn = loss_fn or torch.nn.MSELoss()
     times = []
     for k in range(1 + repeats if repeats > 1 else 1):
@@ -112,7 +125,10 @@ def solver_settings(model, **settings):
     adjoint_rtol, adjoint_atol, backend) of ``model``; the trained weights are untouched."""
     from ._checks import check_choice, check_positive, check_solver
     from .solvers import BACKEND_NAMES
-    blk = model.odeblock
+    blk = getattr(model, "odeblock", None)
+    if not isinstance(blk, torch.nn.Module):
+        raise ValueError(f"model must be an ODE model with an .odeblock (ODENet, ConvODENet, ...); "
+                         f"got {type(model).__name__}")
     unknown = set(settings) - {"method", "rtol", "atol", "step_size", "adjoint", "adjoint_rtol",
                                "adjoint_atol", "T", "backend"}
     if unknown:
@@ -140,6 +156,7 @@ def gradient(model, x, y, loss_fn=None, **settings):
 
     Returns dict: grad (1-d tensor), nfe_forward, nfe_backward. ``.grad`` is cleared after.
     """
+    _check_inputs(model, x, y)
     loss_fn = loss_fn or torch.nn.MSELoss()
     with solver_settings(model, **settings):
         model.zero_grad(set_to_none=True)
@@ -155,6 +172,10 @@ def gradient(model, x, y, loss_fn=None, **settings):
 
 def relative_error(a, b):
     """||a - b|| / ||b|| for two gradient vectors."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        raise ValueError(f"a and b must be tensors of one shape; got "
+                         f"{getattr(a, 'shape', type(a).__name__)} and "
+                         f"{getattr(b, 'shape', type(b).__name__)}")
     return ((a - b).norm() / b.norm()).item()
 
 
@@ -176,12 +197,11 @@ def evaluate_with_solver(model, x, y, batch_size=None, **settings):
     solves consecutive batches of that size, as training does, and ``nfe`` is the mean count
     per batch (``nfe_per_batch`` lists them): the cost a user of the model pays per batch.
     """
+    _check_inputs(model, x, y)
+    step = len(x) if batch_size is None else check_pos_int("batch_size", batch_size)
     was_training = model.training
     model.eval()  # e.g. a regularised model solves the plain ODE in eval mode
     counts, preds = [], []
-    step = len(x) if batch_size is None else int(batch_size)
-    if step < 1:
-        raise ValueError(f"batch_size must be a positive integer or None; got {batch_size!r}")
     try:
         with solver_settings(model, **settings):
             for i in range(0, len(x), step):

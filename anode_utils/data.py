@@ -6,11 +6,12 @@ import math
 
 import torch
 
-from ._checks import check_choice, check_pos_int, check_positive
+from ._checks import (check_choice, check_finite, check_nonneg_int, check_pos_int,
+                      check_positive)
 
 
 def _generator(seed):
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_nonneg_int("seed", seed))
 
 
 def map_1d(kind="flip", num_points=100, noise=0.0, seed=0):
@@ -125,8 +126,13 @@ def angular_split(x, y, start=0.0, stop=math.pi / 5):
     Returns ``(x_train, y_train), (x_val, y_val)``: the slice is the validation set, used
     to test how a model fills in a region it never saw. Needs d >= 2.
     """
-    if x.dim() != 2 or x.shape[1] < 2:
-        raise ValueError(f"angular_split needs x of shape (n, d) with d >= 2; got {tuple(x.shape)}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] < 2:
+        raise ValueError(f"angular_split needs x of shape (n, d) with d >= 2; "
+                         f"got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    _check_same_length(x, y)
+    start, stop = check_finite("start", start), check_finite("stop", stop)
+    if not start < stop:
+        raise ValueError(f"start must be smaller than stop (radians); got start={start}, stop={stop}")
     angle = torch.atan2(x[:, 1], x[:, 0])
     in_slice = (angle >= start) & (angle <= stop)
     return (x[~in_slice], y[~in_slice]), (x[in_slice], y[in_slice])
@@ -135,9 +141,21 @@ def angular_split(x, y, start=0.0, stop=math.pi / 5):
 def grid_2d(lim=1.5, num=101):
     """A (num * num, 2) grid over [-lim, lim]^2, row-major (reshape to (num, num) for images)."""
     num = check_pos_int("num", num)
+    lim = check_positive("lim", lim)
     s = torch.linspace(-lim, lim, num)
     yy, xx = torch.meshgrid(s, s, indexing="ij")
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+
+
+def _check_same_length(x, y):
+    """x and y: tensors with the same number of points (rows); returns that number."""
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            raise ValueError(f"{name} must be a torch.Tensor with one row per point; got "
+                             f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a scalar'}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must hold the same number of points; got {len(x)} and {len(y)}")
+    return len(x)
 
 
 def batches(x, y, batch_size, generator=None, shuffle=True):
@@ -146,7 +164,7 @@ def batches(x, y, batch_size, generator=None, shuffle=True):
     Slicing tensors directly avoids a DataLoader's per-sample collation, which costs more
     than a small model's forward pass.
     """
-    n = x.shape[0]
+    n = _check_same_length(x, y)
     batch_size = check_pos_int("batch_size", batch_size)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for i in range(0, n, batch_size):

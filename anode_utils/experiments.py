@@ -129,6 +129,23 @@ def check_trainable(cfg):
                          f"readout=True, or build targets of that shape and call anode_utils.train")
 
 
+def _check_cfg(cfg, needed=()):
+    """``cfg`` is a config dict holding the fields ``needed`` (make_config builds full ones)."""
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a config dict (from make_config); got {type(cfg).__name__}")
+    missing = [k for k in needed if k not in cfg]
+    if missing:
+        raise ValueError(f"cfg lacks the field(s) {', '.join(map(repr, missing))}: build it with "
+                         f"make_config(**overrides), which fills in the defaults")
+
+
+#: The fields make_data reads, by task.
+DATA_FIELDS = {"g1d": ("num_points",), "identity": ("num_points",),
+               "sines": ("dim", "num_per_curve", "shift", "noise"),
+               "spheres": ("dim", "num_inner", "num_outer", "r1", "r2", "r3"),
+               "separable": ("dim", "num_inner", "num_outer", "r1", "r2", "r3")}
+
+
 def data_seed(cfg):
     """The seed the data set is drawn from: ``data_seed``, or the run's ``seed`` when it is
     None (each seed then sees its own sample of the task, as well as its own initialisation)."""
@@ -142,6 +159,9 @@ def make_data(cfg):
     that selects no points, or every point, raises a ValueError naming it. The data are
     drawn from :func:`data_seed`.
     """
+    _check_cfg(cfg, ("task",))
+    check_choice("cfg['task']", cfg["task"], tuple(DATA_FIELDS))
+    _check_cfg(cfg, DATA_FIELDS[cfg["task"]] + ("val_slice",))
     seed = data_seed(cfg)
     if cfg["task"] in ("g1d", "identity"):
         x, y = map_1d("flip" if cfg["task"] == "g1d" else "identity", cfg["num_points"],
@@ -170,6 +190,7 @@ def make_model(cfg):
     A regularised model draws its random end times and probes from its own generator, which
     continues from where the initialisation left the seeded stream (as the global generator
     did when models were built under ``torch.manual_seed``: the same numbers)."""
+    _check_cfg(cfg, ("seed",))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg["seed"])
         return _build_model(cfg)
@@ -235,10 +256,19 @@ def histories(results):
 def seed_configs(cfg, seeds):
     """One config per seed: model init and batch order change, and, unless the config fixes
     ``data_seed``, the data set is drawn afresh from each seed too."""
-    return [dict(cfg, seed=int(s)) for s in seeds]
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict (e.g. from make_config); got {type(cfg).__name__}")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be a list of non-negative integers; got {seeds!r}")
+    seeds = [check_nonneg_int(f"seeds[{i}]", s) for i, s in enumerate(seeds)]
+    if not seeds:
+        raise ValueError("seeds is empty: pass at least one seed, e.g. [0, 1, 2]")
+    return [dict(cfg, seed=s) for s in seeds]
 
 
 def final_mean(results, key="train_loss"):
+    if not results:
+        raise ValueError("results is empty: pass the run_toy results of at least one seed")
     vals = [r["final"].get(key, math.nan) for r in results]
     return sum(vals) / len(vals)
 
@@ -250,6 +280,8 @@ def summarize(results):
     ``{metric: (mean, std)}`` with the keys of ``final`` plus ``nfe_forward``.
     """
     import statistics
+    if not results:
+        raise ValueError("results is empty: pass the run_toy results of at least one seed")
     values = {}
     for r in results:
         for k, v in r["final"].items():

@@ -149,9 +149,17 @@ def load_image_results(name):
     return res
 
 
+def _check_results(results):
+    if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
+        raise ValueError(f"results must be an image results file's contents "
+                         f"(au.load_image_results(...)), a dict with 'runs'; got "
+                         f"{type(results).__name__}")
+
+
 def image_histories(results, complete_only=False):
     """One :class:`~anode_utils.training.History` per run (per-epoch test metrics as val_*)."""
     from .training import History
+    _check_results(results)
     out = []
     for r in results["runs"]:
         if complete_only and r["status"] != "complete":
@@ -267,6 +275,10 @@ def _trailing_means(values, window):
 def iterations_to_loss(results, level=LOSS_LEVEL, window=WINDOW):
     """Per complete run, by seed: the first iteration at which the training loss, averaged over
     the last ``window`` iterations, is at or below ``level`` (None if it never is)."""
+    from ._checks import check_pos_int, check_positive
+    check_positive("level", level)
+    check_pos_int("window", window)
+    _check_results(results)
     out = {}
     for r, h in zip(results["runs"], image_histories(results)):
         if r["status"] != "complete":

@@ -67,6 +67,20 @@ def _missing(name, root, expected):
         f"them to {DEFAULT_ROOT}.")
 
 
+def _download(name, root, make):
+    """Build a torchvision data set that may download; a failed download (offline, no
+    ``ANODE_DATA_DIR``) raises :class:`DatasetNotFoundError` naming the folder and the variable."""
+    try:
+        return make()
+    except (RuntimeError, OSError) as err:  # urllib's errors are OSErrors; torchvision re-raises
+        # them as RuntimeError("Error downloading ...:\nTried ..., got:\n<the reason>")
+        reason = [line.strip() for line in str(err).splitlines() if line.strip()] or ["?"]
+        raise DatasetNotFoundError(
+            f"{name} is not in {root} and could not be downloaded ({reason[-1]}). Set {ENV_VAR} to a "
+            f"folder holding an offline copy (see anode_utils.images for the layout), or "
+            f"download it when online.") from err
+
+
 def _corrupt(path, what):
     return DatasetCorruptError(
         f"{path} is corrupt or not the official MNIST file ({what}). Delete it and copy a good "
@@ -139,7 +153,7 @@ def _mnist(root, split, offline):
         raise _missing("MNIST", root, f"{raw}/{prefix}-images-idx3-ubyte.gz and "
                                       f"{prefix}-labels-idx1-ubyte.gz")
     from torchvision.datasets import MNIST
-    ds = MNIST(root, train=split == "train", download=True)
+    ds = _download("MNIST", root, lambda: MNIST(root, train=split == "train", download=True))
     return ds.data.unsqueeze(1), ds.targets.long()
 
 
@@ -147,7 +161,8 @@ def _cifar10(root, split, offline):
     npz = root / "cifar10-subset" / "cifar10_subset.npz"
     if (root / "cifar-10-batches-py").is_dir() or not offline:
         from torchvision.datasets import CIFAR10
-        ds = CIFAR10(root, train=split == "train", download=not offline)
+        ds = _download("CIFAR-10", root,
+                       lambda: CIFAR10(root, train=split == "train", download=not offline))
         return torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(ds.targets).long()
     if not npz.is_file():
         raise _missing("CIFAR-10", root, f"{root / 'cifar-10-batches-py'} (full copy) or {npz} (subset)")
@@ -170,7 +185,7 @@ def _svhn(root, split, offline):
     if offline:
         raise _missing("SVHN", root, str(mat))
     from torchvision.datasets import SVHN
-    ds = SVHN(root / "SVHN", split=split, download=True)
+    ds = _download("SVHN", root / "SVHN", lambda: SVHN(root / "SVHN", split=split, download=True))
     return torch.from_numpy(ds.data), torch.from_numpy(ds.labels.astype(np.int64))
 
 
@@ -206,10 +221,13 @@ def load_images(name, split="train", subset=None, img_size=None, device=None):
     """
     check_choice("name", name, DATASETS)
     check_choice("split", split, SPLITS)
+    if subset is not None:
+        subset = check_pos_int("subset", subset)
+    if img_size is not None:
+        check_pos_int("img_size", img_size)
     root, offline = data_root()
     x, y = LOADERS[name](root, split, offline)
     if subset is not None:
-        subset = check_pos_int("subset", subset)
         if subset > len(x):
             raise ValueError(f"subset={subset} exceeds the {len(x)} {split} images of {name} "
                              f"found under {root}")

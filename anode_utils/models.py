@@ -140,4 +140,6 @@ class ResNet(nn.Module):
 
 def count_parameters(model):
     """Number of trainable parameters."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -30,6 +30,10 @@ def setup(seed=0, threads=1, dpi=80, device="cpu"):
         reproduces them too), ``"cuda"`` to opt in to a GPU (a Colab GPU runtime, say; the
         numbers then differ in their last digits), or ``"auto"`` for CUDA when available.
     """
+    from ._checks import check_nonneg_int, check_pos_int, check_positive
+    check_nonneg_int("seed", seed)
+    check_pos_int("threads", threads)
+    check_positive("dpi", dpi)
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto'; got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():

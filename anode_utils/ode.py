@@ -58,7 +58,10 @@ def _nonfinite_reason(field, h0, last_tensors):
 
 def augment(x, augment_dim):
     """Append ``augment_dim`` zero coordinates: (batch, d) -> (batch, d + p)."""
-    if augment_dim == 0:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a torch.Tensor of shape (batch, d); got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if check_nonneg_int("augment_dim", augment_dim) == 0:
         return x
     return torch.cat([x, x.new_zeros(x.shape[0], augment_dim)], dim=1)
 

@@ -1,4 +1,6 @@
 """Figures used throughout the book. Each function draws on an Axes and returns it."""
+import numbers
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -92,6 +94,10 @@ def plot_vector_field_1d(field, times, hlim=(-2, 2), num=15, ax=None):
 def plot_features(features, y, ax=None, title=None):
     """Scatter of features (n, 2) or (n, 3) coloured by label."""
     f = np.asarray(torch.as_tensor(features).detach())
+    if f.ndim != 2 or not 1 <= f.shape[1] <= 3:
+        raise ValueError(f"features must have shape (n, 1), (n, 2) or (n, 3); got {f.shape}")
+    if len(np.asarray(torch.as_tensor(y)).reshape(-1)) != len(f):
+        raise ValueError(f"y must hold one label per point of features ({len(f)})")
     if f.shape[1] == 3 and ax is None:
         ax = _ax(None, projection="3d")
     ax = _ax(ax)
@@ -111,6 +117,8 @@ def plot_features(features, y, ax=None, title=None):
 def smooth(values, window=1):
     """Moving average with a trailing window (window 1 = unchanged)."""
     v = np.asarray(values, dtype=float)
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
+        raise ValueError(f"window must be a positive integer (1 = unchanged); got {window!r}")
     if window <= 1:
         return v
     c = np.cumsum(np.insert(v, 0, 0.0))
@@ -135,9 +143,17 @@ def plot_history_band(histories, key="loss", label=None, color=None, ax=None, wi
     """
     if stat not in ("mean", "median"):
         raise ValueError(f"stat must be 'mean' or 'median'; got {stat!r}")
-    ax = _ax(ax)
+    histories = list(histories)
+    if not histories:
+        raise ValueError("histories is empty: pass at least one History (or dict)")
+    if not all(key in h if isinstance(h, dict) else hasattr(h, key) for h in histories):
+        raise ValueError(f"key {key!r} is not a series of every history (e.g. 'loss', "
+                         f"'nfe_forward', 'nfe_backward', 'accuracy')")
     series = [np.asarray(h[key] if isinstance(h, dict) else getattr(h, key), dtype=float)
               for h in histories]
+    if min(len(s) for s in series) == 0:
+        raise ValueError(f"histories: a run holds no {key!r} values")
+    ax = _ax(ax)
     n = min(len(s) for s in series)
     arr = np.stack([smooth(s[:n], window) for s in series])
     it = np.arange(1, n + 1) * every

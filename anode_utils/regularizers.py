@@ -9,7 +9,7 @@
 import torch
 from torch import nn
 
-from ._checks import check_batch, check_data, float_dtype
+from ._checks import check_batch, check_data, check_nonneg, float_dtype
 from .ode import ODEBlock, augment
 
 
@@ -81,11 +81,13 @@ class RegularizedODENet(nn.Module):
         super().__init__()
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None; got {generator!r}")
+        if not isinstance(getattr(model, "odeblock", None), ODEBlock):
+            raise ValueError(f"model must be an ODE model with an .odeblock (e.g. an ODENet); "
+                             f"got {type(model).__name__}")
         self.generator = generator
         self.model = model
         for name, v in (("kinetic", kinetic), ("jacobian", jacobian), ("end_time_jitter", end_time_jitter)):
-            if v < 0:
-                raise ValueError(f"{name} must be >= 0; got {v}")
+            check_nonneg(name, v)
         if end_time_jitter >= model.odeblock.T:
             raise ValueError(f"end_time_jitter must be smaller than T = {model.odeblock.T}; got {end_time_jitter}")
         self.kinetic, self.jacobian, self.end_time_jitter = kinetic, jacobian, end_time_jitter

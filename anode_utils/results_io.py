@@ -18,6 +18,8 @@ def round_sig(x, digits=5):
     """``x`` with every float rounded to ``digits`` significant digits, inside lists, tuples
     (returned as lists) and dicts too; NaN/inf become None (JSON has neither); None, booleans,
     integers and strings are returned as they are."""
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+        raise ValueError(f"digits must be a positive integer; got {digits!r}")
     if x is None or isinstance(x, (bool, numbers.Integral, str)):
         return x
     if isinstance(x, (list, tuple)):

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ._checks import (check_batch, check_nonneg_int, check_pos_int, check_positive,
+from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
                       check_solver)
 from .fields import CountingField
 from .data import grid_2d
@@ -53,6 +53,7 @@ def _initial_state(model, x, name="x"):
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
         raise ValueError(f"{name} must be a torch.Tensor of shape (batch, dim); got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    check_data(x, name)   # NaN/inf or an empty batch: named here, not as a solver give-up
     D = _state_dim(field, x, p)
     if x.shape[1] == D:
         return field, x
@@ -126,6 +127,7 @@ def invert(model, z, T=1.0, **solver):
     if z.shape[1] != D:
         raise ValueError(f"z must have shape (batch, {D}) (the full state, augmented dimensions "
                          f"included); got {tuple(z.shape)}")
+    check_data(z, "z")
     t = torch.tensor([T, 0.0], dtype=z.dtype, device=z.device)
     return _solve(field, z, t, solver)[-1]
 

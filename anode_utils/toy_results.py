@@ -46,6 +46,9 @@ def load_results(path):
 
 
 def _runs(results, name):
+    if not isinstance(results, dict) or not isinstance(results.get("experiments"), dict):
+        raise ValueError(f"results must be a toy results file's contents (au.load_results(...)), "
+                         f"a dict with 'experiments'; got {type(results).__name__}")
     if name not in results["experiments"]:
         raise KeyError(f"no experiment {name!r}; the file holds {sorted(results['experiments'])}")
     return results["experiments"][name]["runs"]

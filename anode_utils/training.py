@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from ._checks import (check_choice, check_data, check_nonneg, check_nonneg_int, check_pos_int,
+from ._checks import (check_batch, check_choice, check_data, check_nonneg, check_nonneg_int, check_pos_int,
                       check_positive, float_dtype)
 from .data import batches
 from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
@@ -70,8 +70,13 @@ class FeatureSnapshots:
     """
 
     def __init__(self, model, probe, at):
+        check_data(probe, "probe", float_dtype(model))
+        if isinstance(getattr(model, "data_dim", None), int):
+            check_batch(probe, model.data_dim, "probe")
+        if isinstance(at, (str, bytes)) or not hasattr(at, "__iter__"):
+            raise TypeError(f"at must be a list of iterations (0, 1, 2, ...); got {at!r}")
         self.probe = probe
-        self.at = set(int(k) for k in at)
+        self.at = set(check_nonneg_int(f"at[{i}]", k) for i, k in enumerate(at))
         self.features = {}
         if 0 in self.at:
             self._take(model, 0)
@@ -244,7 +249,7 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     ``history.error``); a last global batch with fewer items than processes is dropped.
     Logged loss/accuracy are the global batch's, NFE the mean over processes.
     """
-    resume = _check_options(epochs, batch_size, lr, weight_decay, loss, resume)
+    resume = _check_options(epochs, batch_size, lr, weight_decay, loss, seed, resume)
     callbacks = _check_callbacks(callback)
     _check_optimizer(optimizer)
     parallel = distributed.is_parallel(shard)
@@ -301,13 +306,14 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     return history
 
 
-def _check_options(epochs, batch_size, lr, weight_decay, loss, resume):
+def _check_options(epochs, batch_size, lr, weight_decay, loss, seed, resume):
     """Check train's numeric options; returns the :class:`Resume` to use (a fresh one if None)."""
     check_nonneg_int("epochs", epochs)
     check_pos_int("batch_size", batch_size)
     check_positive("lr", lr)
     check_nonneg("weight_decay", weight_decay)
     check_choice("loss", loss, tuple(LOSSES))
+    check_nonneg_int("seed", seed)
     if resume is None:
         return Resume()
     if not isinstance(resume, Resume):

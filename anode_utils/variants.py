@@ -7,7 +7,7 @@ unchanged.
 import torch
 from torch import nn
 
-from ._checks import check_nonneg_int, check_pos_int
+from ._checks import check_pos_int
 from .fields import ACTIVATIONS, CountingField, MLPField
 from .ode import ODEBlock
 
@@ -127,7 +127,12 @@ def matched_hidden_dim(build, target_params, lo=2, hi=512):
 
     Used to compare augmentation variants at (nearly) equal parameter counts.
     """
-    check_nonneg_int("target_params", target_params)
+    if not callable(build):
+        raise TypeError(f"build must be callable as build(hidden_dim) -> model; got {type(build).__name__}")
+    check_pos_int("target_params", target_params)
+    lo, hi = check_pos_int("lo", lo), check_pos_int("hi", hi)
+    if lo > hi:
+        raise ValueError(f"lo must be <= hi; got lo={lo}, hi={hi}")
     best = None
     for h in range(lo, hi + 1):
         n = sum(p.numel() for p in build(h).parameters())
@@ -135,5 +140,6 @@ def matched_hidden_dim(build, target_params, lo=2, hi=512):
             break
         best = h
     if best is None:
-        raise ValueError(f"no hidden width in [{lo}, {hi}] gives <= {target_params} parameters")
+        raise ValueError(f"no hidden width in [{lo}, {hi}] gives <= target_params="
+                         f"{target_params} parameters")
     return best

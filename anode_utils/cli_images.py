@@ -3,7 +3,7 @@
 Example (the authors' MNIST ANODE: 64 filters + 5 channels, time input, batch 256, 20 epochs)::
 
     python -m anode_utils images --dataset mnist --model anode --epochs 20 --seeds 0 1 2 3 4 \\
-        --out anode_utils/results/images/mnist_anode.json --checkpoint runs/mnist_anode.pt
+        --out results/images/mnist_anode.json --checkpoint runs/mnist_anode.pt
 
 Every option is checked (type and range) before any data loads. Every ``--checkpoint-every``
 iterations (and at the end) the model, optimizer, history and RNG states are saved with
@@ -85,7 +85,7 @@ def add_arguments(p):
                         f"the solver tolerance's size: can change NFE); {UNBENCHMARKED}")
     p.add_argument("--channels-last", action="store_true",
                    help="channels-last memory format for the model and images (faster on the CPU "
-                        "for chapter 7's small pair, README's benchmarks; not benchmarked on a GPU: "
+                        "for chapter 7's small pair, see benchmarks/README.md; not benchmarked on a GPU: "
                         "measure before relying on it there)")
 
 

@@ -41,7 +41,8 @@ def load_results(path):
     shipped with the package (``'annulus_d1'``, ``'annulus_d2'``, ``'generalization'``; see
     :func:`anode_utils.resources.results_path`)."""
     path = results_path(path)
-    advice = "rerun the command that wrote it (see README, 'Paper-scale runs'), or pass another path"
+    advice = ("rerun the command that wrote it (see the book's appendix 'Command line and results "
+              "files', book/reference.md), or pass another path")
     return check_results(read_json(path, advice), path, advice)
 
 

@@ -7,7 +7,7 @@ Random inputs of MNIST (1x28x28) and CIFAR-10 (3x32x32) shape, the paper's param
 presets, Adam lr 1e-3, dopri5 at rtol = atol = 1e-3, backpropagation through the solver. One
 warm-up iteration is not timed. On CUDA the timer synchronises the device. On CPU one thread.
 Full float32 unless --tf32 (the header prints the precision settings in force); no time input
-unless --time-dependent (the README's CPU table was measured without it).
+unless --time-dependent (the CPU table in benchmarks/README.md was measured without it).
 """
 import argparse
 import time

@@ -1,4 +1,4 @@
-"""Performance figures reported in the README.
+"""Performance figures reported in benchmarks/README.md.
 
     python benchmarks/benchmark.py                       # everything
     python benchmarks/benchmark.py --sections toy,adjoint  # a subset

@@ -174,7 +174,7 @@ def _lockstep(runners, data, warmup=2):
 
 def toy_profile(model_name="node", augment_dim=0, iters=30, backends=TOY_BACKENDS,
                 compile_field=False, fused_adam=False):
-    """Per-backend medians for training steps of the README's toy configuration; with
+    """Per-backend medians for training steps of the toy configuration of benchmarks/README.md; with
     ``fused_adam`` also each backend with Adam's fused implementation ("+fused Adam")."""
     torch.set_num_threads(1)
     cfg = au.make_config(model=model_name, augment_dim=augment_dim)

@@ -13,9 +13,11 @@ full test set and writes its results. A run still alive at the end of the budget
 (its results file holds what it wrote at its last checkpoint).
 
 Writes ``<out-dir>/mnist_node.json`` and ``<out-dir>/mnist_anode.json`` (format
-``anode_utils.image-results/1``; default out-dir ``anode_utils/results/images/``, where the
-image chapter reads them with ``load_image_results('mnist_node')``), and checkpoints in
-``<checkpoint-dir>`` (default ``runs/gpu_paper_mnist/``): rerunning the same command resumes
+``anode_utils.image-results/1``; default out-dir ``results/images/`` in the working
+directory: ``load_image_results('results/images/mnist_node.json')`` reads them, and copied
+into ``anode_utils/results/images/`` they become the image chapter's shipped runs), and
+checkpoints in ``<checkpoint-dir>`` (default ``runs/gpu_paper_mnist/`` in the working
+directory): rerunning the same command resumes
 every run where it stopped, so several budget-sized calls add up to the full 20 epochs.
 Runs of other seeds already in the results files are kept.
 
@@ -88,10 +90,16 @@ def parse(argv):
         "evaluation (default 45)",
     )
     p.add_argument(
-        "--out-dir", default=str(ROOT / "anode_utils" / "results" / "images")
+        "--out-dir",
+        default=str(pathlib.Path("results", "images")),
+        help="where the two results files go (default results/images in the working "
+        "directory)",
     )
     p.add_argument(
-        "--checkpoint-dir", default=str(ROOT / "runs" / "gpu_paper_mnist")
+        "--checkpoint-dir",
+        default=str(pathlib.Path("runs", "gpu_paper_mnist")),
+        help="checkpoints, for resuming (default runs/gpu_paper_mnist in the working "
+        "directory)",
     )
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument(

@@ -39,11 +39,11 @@ def test_every_code_cell_has_stored_outputs(nb):
     unrun = [i for i, c in enumerate(cells)
              if c["cell_type"] == "code" and "".join(c["source"]).strip() and c.get("execution_count") is None]
     assert not unrun, (f"{nb.name}: code cells {unrun} have no stored outputs, so nbval would compare nothing; "
-                       f"execute the notebook (see README) and commit it")
+                       f"execute the notebook (see CONTRIBUTING.md, 'Re-execute and store') and commit it")
     counts = [c["execution_count"] for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
     assert counts == list(range(1, len(counts) + 1)), (
         f"{nb.name}: execution counts {counts} are not 1..{len(counts)}: the stored outputs do not come from one "
-        f"fresh top-to-bottom run; re-run it with `jupyter execute --inplace` (see README)")
+        f"fresh top-to-bottom run; re-run it with `jupyter execute --inplace` (see CONTRIBUTING.md, 'Re-execute and store')")
 
 
 # a cell whose code prints, shows a figure or reports a claim must have stored what it showed

@@ -61,3 +61,16 @@ def test_gpu_script_refuses_a_budget_it_cannot_keep(script, tmp_path, monkeypatc
         script.main(TINY + ["--max-seconds", "20", "--reserve", "30", "--out-dir", str(tmp_path)])
     with pytest.raises(SystemExit):
         script.main(TINY + ["--max-seconds", "0"])
+
+
+def test_outputs_default_to_the_working_directory_not_the_package(script, tmp_path, monkeypatch):
+    """Results and checkpoints go under the working directory (an installed package's folder
+    is site-packages); the commands the script runs get those relative paths."""
+    monkeypatch.chdir(tmp_path)
+    args = script.parse(TINY + ["--max-seconds", "60"])
+    assert pathlib.Path(args.out_dir) == pathlib.Path("results", "images")
+    assert pathlib.Path(args.checkpoint_dir) == pathlib.Path("runs", "gpu_paper_mnist")
+    cmd = script.command(args, "anode", 0, 10.0)
+    out = cmd[cmd.index("--out") + 1]
+    assert pathlib.Path(out) == pathlib.Path("results", "images", "mnist_anode.json")
+    assert "anode_utils" not in pathlib.Path(out).parts

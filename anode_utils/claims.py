@@ -170,6 +170,29 @@ def toy_claims(files=None):
     return rows
 
 
+#: The image claims of Section 5.2 as chapter 7 tests them: the paper's statements the
+#: pre-registered read-outs stand for.
+IMAGE_TESTS = ("iterations to a training-loss level", "forward NFE at that loss level",
+               "last-epoch forward NFE", "test accuracy")
+
+
+def image_claims(verdicts=None):
+    """The Section 5.2 claims as :class:`Claim` rows, decided as chapter 7 decides them
+    (:func:`anode_utils.image_results.design_verdicts`, the 14x14 MNIST design: (a) one
+    architecture with p = 0 and p = 5, (b) a parameter-matched pair)."""
+    if verdicts is None:
+        from .image_results import design_verdicts
+        verdicts = design_verdicts()
+    where = _where("07_images", "ch-images", "ch. 7, image ANODEs")
+    rows = []
+    for i, v in enumerate(verdicts):
+        if not isinstance(v, V.Verdict):
+            raise ValueError(f"image_claims takes Verdict objects; got {type(v).__name__}")
+        rows.append(Claim("5.2", f"MNIST 14x14 {v.claim}.", IMAGE_TESTS[i % len(IMAGE_TESTS)],
+                          v, where))
+    return rows
+
+
 def _gen_gap(res, name):
     return [v - t for v, t in zip(finals(res, name, "val_loss"), finals(res, name, "train_loss"))]
 
@@ -223,6 +246,7 @@ def summary(claims):
     return V.count([c.verdict for c in claims])
 
 
-__all__ = ["ANODES", "Claim", "FILES", "LOSS_THRESHOLD", "finals", "gaps", "html_table",
+__all__ = ["ANODES", "Claim", "FILES", "IMAGE_TESTS", "LOSS_THRESHOLD", "describe", "finals",
+           "gaps", "html_table", "image_claims",
            "iterations_to",
            "nfe_ratios", "summary", "toy_claims"]

@@ -68,3 +68,12 @@ def test_html_table_has_a_row_per_claim_and_names_the_outcome(tiny_files):
     assert "04_annulus_experiments.html#sec-resnet-vs-node" in compact
     with pytest.raises(ValueError, match="Claim"):
         claims.html_table([rows[0].verdict])
+
+
+def test_image_claims_wrap_the_chapter_verdicts():
+    vs = [verdicts.compare(f"(a) claim {i}", [1, 1.1, 1.2], [2, 2.1, 2.2]) for i in range(4)]
+    rows = claims.image_claims(vs)
+    assert [r.verdict for r in rows] == vs and all(r.section == "5.2" for r in rows)
+    assert [r.test for r in rows] == list(claims.IMAGE_TESTS)
+    with pytest.raises(ValueError, match="Verdict"):
+        claims.image_claims([True])

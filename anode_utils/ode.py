@@ -20,6 +20,14 @@ class SolverError(RuntimeError):
     """
 
 
+def adjoint_gave_up(msg):
+    """The :class:`SolverError` of an adjoint backward solve that gave up (``msg``: why)."""
+    return SolverError(
+        f"the backward (adjoint) solve gave up ({msg}): the adjoint ODE is too stiff for its "
+        f"tolerances; raise max_num_steps, loosen adjoint_rtol/adjoint_atol, lower the learning "
+        f"rate, or backpropagate through the solver (adjoint=False)")
+
+
 @contextlib.contextmanager
 def backward_guard():
     """Run ``loss.backward()`` inside this so that a give-up of the adjoint method's backward
@@ -31,10 +39,7 @@ def backward_guard():
         msg = str(err)
         if isinstance(err, SolverError) or not ("max_num_steps" in msg or "underflow" in msg):
             raise
-        raise SolverError(
-            f"the backward (adjoint) solve gave up ({msg}): the adjoint ODE is too stiff for its "
-            f"tolerances; raise max_num_steps, loosen adjoint_rtol/adjoint_atol, lower the learning "
-            f"rate, or backpropagate through the solver (adjoint=False)") from None
+        raise adjoint_gave_up(msg) from None
 
 
 def _all_finite(tensors):

@@ -11,7 +11,8 @@ A backend says what it supports (methods, the adjoint) and how to solve; :class:
 Both stop a solve that cannot finish by counting in Python, never by an ``assert``
 (torchdiffeq's ``max_num_steps`` and step-size underflow checks are ``assert`` statements,
 which ``python -O`` removes): the torchdiffeq backend counts the field's evaluations and gives
-up past ``max_num_steps`` steps' worth of them; the lean solver counts its own steps.
+up past ``max_num_steps`` steps' worth of them, and counts the adjoint's backward solve's
+steps through torchdiffeq's ``callback_step_adjoint``; the lean solver counts its own steps.
 """
 import dataclasses
 
@@ -78,6 +79,53 @@ def _evaluation_limit(block, times):
     return (len(times) - 1) * block.max_num_steps * stages + 2 * stages
 
 
+class _AdjointStepLimit:
+    """The field's ``callback_step_adjoint`` during an adaptive adjoint solve: torchdiffeq calls
+    it before every attempted step of the backward solve, which it bounds with an assert only.
+    Past ``limit`` steps (``max_num_steps`` per output interval, torchdiffeq's own bound) it
+    raises :class:`~anode_utils.ode.SolverError`; a callback the field already had (e.g. a
+    :class:`~anode_utils.cost.StepCounter`'s) is called as well."""
+
+    def __init__(self, limit, chained=None):
+        self.limit, self.count, self.chained = limit, 0, chained
+
+    def restart(self, grad_outputs=None):
+        self.count = 0   # each backward pass through the solve (retain_graph) counts afresh
+
+    def __call__(self, t0, y0, dt):
+        self.count += 1
+        if self.count > self.limit:
+            from .ode import adjoint_gave_up
+            raise adjoint_gave_up(f"max_num_steps exceeded: {self.count} steps of the backward "
+                                  f"solve, more than {self.limit}")
+        if self.chained is not None:
+            self.chained(t0, y0, dt)
+
+
+def _odeint_adjoint(block, h0, times, **kwargs):
+    """torchdiffeq's ``odeint_adjoint``, its backward solve bounded (adaptive methods) by an
+    :class:`_AdjointStepLimit`. torchdiffeq reads the field's adjoint callbacks when the
+    forward solve starts, so the limit is set on the field only for the call."""
+    field = block.field
+    if block.method not in ADAPTIVE_METHODS:
+        return odeint_adjoint(field, h0, times, **kwargs)
+    name = "callback_step_adjoint"
+    had = name in vars(field)
+    old = getattr(field, name, None)
+    limit = _AdjointStepLimit((len(times) - 1) * block.max_num_steps, old)
+    setattr(field, name, limit)
+    try:
+        out = odeint_adjoint(field, h0, times, **kwargs)
+    finally:
+        if had:
+            setattr(field, name, old)
+        else:
+            delattr(field, name)
+    if out.grad_fn is not None:
+        out.grad_fn.register_prehook(limit.restart)
+    return out
+
+
 def _torchdiffeq_options(block):
     if block.method in ADAPTIVE_METHODS:
         return {"max_num_steps": block.max_num_steps}
@@ -94,9 +142,9 @@ def _solve_torchdiffeq(block, h0, times, last_only=False):
                   options=_torchdiffeq_options(block))
     try:
         if block.adjoint:
-            out = odeint_adjoint(field, h0, times, adjoint_rtol=block.adjoint_rtol,
-                                 adjoint_atol=block.adjoint_atol,
-                                 adjoint_options=_torchdiffeq_options(block), **kwargs)
+            out = _odeint_adjoint(block, h0, times, adjoint_rtol=block.adjoint_rtol,
+                                  adjoint_atol=block.adjoint_atol,
+                                  adjoint_options=_torchdiffeq_options(block), **kwargs)
         else:
             out = odeint(field, h0, times, **kwargs)
     except AssertionError as err:

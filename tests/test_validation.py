@@ -293,6 +293,32 @@ def test_an_adjoint_solve_that_gives_up_in_backward_is_a_solver_error():
             1 / 0
 
 
+_STIFF_ADJOINT_UNDER_O = """
+import torch, anode_utils as au
+torch.manual_seed(0)
+model = au.ODENet(2, adjoint=True, adjoint_rtol=1e-12, adjoint_atol=1e-12, max_num_steps=10)
+loss = model(torch.ones(4, 2)).sum()
+assert model.odeblock.field.__dict__.get("callback_step_adjoint") is None  # not left on the field
+try:
+    loss.backward()
+except au.SolverError as err:
+    print("SolverError:", err)
+"""
+
+
+def test_adjoint_backward_give_up_under_python_O_is_a_solver_error():
+    """torchdiffeq bounds the adjoint's backward solve with an assert, which python -O removes:
+    the package counts its steps (callback_step_adjoint), so it still stops, as a SolverError
+    (raised by loss.backward() itself, no backward_guard needed)."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-O", "-c", _STIFF_ADJOINT_UNDER_O],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("SolverError: the backward (adjoint) solve gave up "
+                                  "(max_num_steps exceeded: 11 steps"), done.stdout
+
+
 def test_training_records_a_backward_give_up_and_stops():
     x, y = _data()
     with pytest.warns(RuntimeWarning, match=r"training stopped after 0 iterations: the backward"):

@@ -6,6 +6,7 @@ from NFE. Memory is the total size of the tensors autograd saves for the backwar
 which is what direct backpropagation through the solver pays and the adjoint avoids; it is
 deterministic, unlike a process's peak resident memory.
 """
+
 import contextlib
 import statistics
 import time
@@ -19,11 +20,15 @@ from .nfe import read_and_reset_nfe, reset_nfe
 def _check_inputs(model, x, y):
     """Before any solve: ``model`` has a vector field; x, y non-empty, finite, of one length."""
     from .training import _check_xy
+
     if not isinstance(getattr(model, "field", None), torch.nn.Module):
-        raise ValueError(f"model must be an ODE model with a .field (ODENet, ConvODENet, ...); "
-                         f"got {type(model).__name__}")
+        raise ValueError(
+            f"model must be an ODE model with a .field (ODENet, ConvODENet, ...); "
+            f"got {type(model).__name__}"
+        )
     integer_labels = isinstance(y, torch.Tensor) and not y.is_floating_point()
     _check_xy(model, x, y, "cross_entropy" if integer_labels else "mse")
+
 
 _NAMES = ("accept", "reject", "accept_adjoint", "reject_adjoint")
 
@@ -45,13 +50,16 @@ class StepCounter(contextlib.AbstractContextManager):
     def _make(self, name):
         def callback(t0, y0, dt):
             self.counts[name] += 1
+
         return callback
 
     def __enter__(self):
         for name in _NAMES:
             suffix = "_adjoint" if name.endswith("_adjoint") else ""
             kind = name.replace("_adjoint", "")
-            setattr(self.field, f"callback_{kind}_step{suffix}", self._make(name))
+            setattr(
+                self.field, f"callback_{kind}_step{suffix}", self._make(name)
+            )
         return self
 
     def __exit__(self, *exc):
@@ -115,8 +123,14 @@ def training_step_cost(model, x, y, loss_fn=None, repeats=1):
             times.append(time.perf_counter() - t0)
             nfe_b = read_and_reset_nfe(model)
     seconds = statistics.median(times[1:] if repeats > 1 else times)
-    return {"nfe_forward": nfe_f, "nfe_backward": nfe_b, "steps": dict(steps.counts),
-            "saved_bytes": saved[0], "seconds": seconds, "loss": loss.item()}
+    return {
+        "nfe_forward": nfe_f,
+        "nfe_backward": nfe_b,
+        "steps": dict(steps.counts),
+        "saved_bytes": saved[0],
+        "seconds": seconds,
+        "loss": loss.item(),
+    }
 
 
 @contextlib.contextmanager
@@ -125,19 +139,38 @@ def solver_settings(model, **settings):
     adjoint_rtol, adjoint_atol, backend) of ``model``; the trained weights are untouched."""
     from ._checks import check_choice, check_positive, check_solver
     from .solvers import BACKEND_NAMES
+
     blk = getattr(model, "odeblock", None)
     if not isinstance(blk, torch.nn.Module):
-        raise ValueError(f"model must be an ODE model with an .odeblock (ODENet, ConvODENet, ...); "
-                         f"got {type(model).__name__}")
-    unknown = set(settings) - {"method", "rtol", "atol", "step_size", "adjoint", "adjoint_rtol",
-                               "adjoint_atol", "T", "backend"}
+        raise ValueError(
+            f"model must be an ODE model with an .odeblock (ODENet, ConvODENet, ...); "
+            f"got {type(model).__name__}"
+        )
+    unknown = set(settings) - {
+        "method",
+        "rtol",
+        "atol",
+        "step_size",
+        "adjoint",
+        "adjoint_rtol",
+        "adjoint_atol",
+        "T",
+        "backend",
+    }
     if unknown:
         raise ValueError(f"unknown solver setting(s) {sorted(unknown)}")
     if "method" in settings:
         check_solver(settings["method"])
     if "backend" in settings:
         check_choice("backend", settings["backend"], BACKEND_NAMES)
-    for k in ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "T"):
+    for k in (
+        "rtol",
+        "atol",
+        "step_size",
+        "adjoint_rtol",
+        "adjoint_atol",
+        "T",
+    ):
         if settings.get(k) is not None:
             check_positive(k, settings[k])
     old = {k: getattr(blk, k) for k in settings}
@@ -165,27 +198,47 @@ def gradient(model, x, y, loss_fn=None, **settings):
         nfe_f = read_and_reset_nfe(model)
         loss_fn(out, y).backward()
         nfe_b = read_and_reset_nfe(model)
-    g = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    g = torch.cat(
+        [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+    )
     model.zero_grad(set_to_none=True)
     return {"grad": g, "nfe_forward": nfe_f, "nfe_backward": nfe_b}
 
 
 def relative_error(a, b):
     """||a - b|| / ||b|| for two gradient vectors."""
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
-        raise ValueError(f"a and b must be tensors of one shape; got "
-                         f"{getattr(a, 'shape', type(a).__name__)} and "
-                         f"{getattr(b, 'shape', type(b).__name__)}")
+    if (
+        not isinstance(a, torch.Tensor)
+        or not isinstance(b, torch.Tensor)
+        or a.shape != b.shape
+    ):
+        raise ValueError(
+            f"a and b must be tensors of one shape; got "
+            f"{getattr(a, 'shape', type(a).__name__)} and "
+            f"{getattr(b, 'shape', type(b).__name__)}"
+        )
     return ((a - b).norm() / b.norm()).item()
 
 
-def adjoint_gradient_error(model, x, y, adjoint_rtol, adjoint_atol, loss_fn=None):
+def adjoint_gradient_error(
+    model, x, y, adjoint_rtol, adjoint_atol, loss_fn=None
+):
     """Adjoint gradient (backward solve at the given tolerances) vs direct backpropagation
     through the same forward solve. Returns dict: nfe_backward, rel_error."""
     direct = gradient(model, x, y, loss_fn, adjoint=False)
-    adj = gradient(model, x, y, loss_fn, adjoint=True, adjoint_rtol=adjoint_rtol,
-                   adjoint_atol=adjoint_atol)
-    return {"nfe_backward": adj["nfe_backward"], "rel_error": relative_error(adj["grad"], direct["grad"])}
+    adj = gradient(
+        model,
+        x,
+        y,
+        loss_fn,
+        adjoint=True,
+        adjoint_rtol=adjoint_rtol,
+        adjoint_atol=adjoint_atol,
+    )
+    return {
+        "nfe_backward": adj["nfe_backward"],
+        "rel_error": relative_error(adj["grad"], direct["grad"]),
+    }
 
 
 @torch.no_grad()
@@ -198,7 +251,11 @@ def evaluate_with_solver(model, x, y, batch_size=None, **settings):
     per batch (``nfe_per_batch`` lists them): the cost a user of the model pays per batch.
     """
     _check_inputs(model, x, y)
-    step = len(x) if batch_size is None else check_pos_int("batch_size", batch_size)
+    step = (
+        len(x)
+        if batch_size is None
+        else check_pos_int("batch_size", batch_size)
+    )
     was_training = model.training
     model.eval()  # e.g. a regularised model solves the plain ODE in eval mode
     counts, preds = [], []
@@ -206,13 +263,15 @@ def evaluate_with_solver(model, x, y, batch_size=None, **settings):
         with solver_settings(model, **settings):
             for i in range(0, len(x), step):
                 reset_nfe(model)
-                preds.append(model(x[i:i + step]))
+                preds.append(model(x[i : i + step]))
                 counts.append(read_and_reset_nfe(model))
     finally:
         model.train(was_training)
     pred = torch.cat(preds)
-    out = {"accuracy": (torch.sign(pred) == y).float().mean().item(),
-           "nfe": counts[0] if batch_size is None else sum(counts) / len(counts)}
+    out = {
+        "accuracy": (torch.sign(pred) == y).float().mean().item(),
+        "nfe": counts[0] if batch_size is None else sum(counts) / len(counts),
+    }
     if batch_size is not None:
         out["nfe_per_batch"] = counts
     return out

@@ -2,12 +2,18 @@
 
 Every function returns ``(x, y)`` float32 tensors: x of shape (n, d), y of shape (n, 1).
 """
+
 import math
 
 import torch
 
-from ._checks import (check_choice, check_finite, check_nonneg_int, check_pos_int,
-                      check_positive)
+from ._checks import (
+    check_choice,
+    check_finite,
+    check_nonneg_int,
+    check_pos_int,
+    check_positive,
+)
 
 
 def _generator(seed):
@@ -25,7 +31,9 @@ def map_1d(kind="flip", num_points=100, noise=0.0, seed=0):
     x = torch.where(torch.arange(n) % 2 == 0, -1.0, 1.0).reshape(n, 1)
     y = -x if kind == "flip" else x.clone()
     if noise:
-        x = x + check_positive("noise", noise) * torch.randn(n, 1, generator=gen)
+        x = x + check_positive("noise", noise) * torch.randn(
+            n, 1, generator=gen
+        )
     return x.float(), y.float()
 
 
@@ -34,7 +42,7 @@ def _points_in_shell(n, dim, r_min, r_max, gen):
     direction = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     direction = direction / direction.norm(dim=1, keepdim=True)
     u = torch.rand(n, 1, generator=gen, dtype=torch.float64)
-    r = (r_min ** dim + u * (r_max ** dim - r_min ** dim)) ** (1.0 / dim)
+    r = (r_min**dim + u * (r_max**dim - r_min**dim)) ** (1.0 / dim)
     return direction * r
 
 
@@ -42,16 +50,23 @@ def _check_radii(r1, r2, r3):
     for name, r in (("r1", r1), ("r2", r2), ("r3", r3)):
         check_positive(name, r)
     if not r1 < r2 < r3:
-        raise ValueError(f"radii must satisfy 0 < r1 < r2 < r3; got r1={r1}, r2={r2}, r3={r3}")
+        raise ValueError(
+            f"radii must satisfy 0 < r1 < r2 < r3; got r1={r1}, r2={r2}, r3={r3}"
+        )
 
 
-def concentric_spheres(dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=1.5, seed=0):
+def concentric_spheres(
+    dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=1.5, seed=0
+):
     """The paper's g(x): label -1 inside the ball ||x|| <= r1, +1 on the shell r2 <= ||x|| <= r3.
 
     Returns x (num_inner + num_outer, dim), y (num_inner + num_outer, 1), inner points first.
     """
     dim = check_pos_int("dim", dim)
-    n_in, n_out = check_pos_int("num_inner", num_inner), check_pos_int("num_outer", num_outer)
+    n_in, n_out = (
+        check_pos_int("num_inner", num_inner),
+        check_pos_int("num_outer", num_outer),
+    )
     _check_radii(r1, r2, r3)
     gen = _generator(seed)
     inner = _points_in_shell(n_in, dim, 0.0, r1, gen)
@@ -61,8 +76,16 @@ def concentric_spheres(dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3
     return x, y
 
 
-def separable_spheres(dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=1.5,
-                      opening=math.pi / 2, seed=0):
+def separable_spheres(
+    dim=2,
+    num_inner=1000,
+    num_outer=2000,
+    r1=0.5,
+    r2=1.0,
+    r3=1.5,
+    opening=math.pi / 2,
+    seed=0,
+):
     """The same ball and shell, but the shell has an opening: a cone of half-angle
     ``opening / 2`` around the direction -e_1 is left empty.
 
@@ -71,19 +94,30 @@ def separable_spheres(dim=2, num_inner=1000, num_outer=2000, r1=0.5, r2=1.0, r3=
     Shapes as in :func:`concentric_spheres`.
     """
     dim = check_pos_int("dim", dim)
-    n_in, n_out = check_pos_int("num_inner", num_inner), check_pos_int("num_outer", num_outer)
+    n_in, n_out = (
+        check_pos_int("num_inner", num_inner),
+        check_pos_int("num_outer", num_outer),
+    )
     _check_radii(r1, r2, r3)
     opening = check_positive("opening", opening)
     if opening >= 2 * math.pi:
-        raise ValueError(f"opening must be an angle in (0, 2*pi); got {opening}")
+        raise ValueError(
+            f"opening must be an angle in (0, 2*pi); got {opening}"
+        )
     gen = _generator(seed)
     inner = _points_in_shell(n_in, dim, 0.0, r1, gen)
     cos_max = math.cos(opening / 2)
     kept, total = [], 0
-    while total < n_out:  # rejection sampling keeps the shell uniform outside the cone
+    while (
+        total < n_out
+    ):  # rejection sampling keeps the shell uniform outside the cone
         cand = _points_in_shell(2 * n_out, dim, r2, r3, gen)
         cos_to_minus_e1 = -cand[:, 0] / cand.norm(dim=1)
-        cand = cand[cos_to_minus_e1 < cos_max] if dim > 1 else cand[cand[:, 0] > 0]
+        cand = (
+            cand[cos_to_minus_e1 < cos_max]
+            if dim > 1
+            else cand[cand[:, 0] > 0]
+        )
         kept.append(cand)
         total += len(cand)
     outer = torch.cat(kept)[:n_out]
@@ -105,16 +139,28 @@ def shifted_sines(dim=2, num_per_curve=1500, shift=1.4, noise=0.1, seed=0):
     dim = check_pos_int("dim", dim)
     n = check_pos_int("num_per_curve", num_per_curve)
     check_positive("shift", shift)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+    if (
+        isinstance(noise, bool)
+        or not isinstance(noise, (int, float))
+        or not noise >= 0
+    ):
         raise ValueError(f"noise must be a number >= 0; got {noise!r}")
     gen = _generator(seed)
     u = 2 * torch.rand(2 * n, 1, generator=gen, dtype=torch.float64) - 1
-    offset = torch.cat([-torch.full((n, 1), shift / 2), torch.full((n, 1), shift / 2)]).double()
-    v = torch.sin(math.pi * u) + offset + noise * torch.randn(2 * n, 1, generator=gen,
-                                                              dtype=torch.float64)
+    offset = torch.cat(
+        [-torch.full((n, 1), shift / 2), torch.full((n, 1), shift / 2)]
+    ).double()
+    v = (
+        torch.sin(math.pi * u)
+        + offset
+        + noise * torch.randn(2 * n, 1, generator=gen, dtype=torch.float64)
+    )
     cols = [v] if dim == 1 else [u, v]
     if dim > 2:
-        cols.append(2 * torch.rand(2 * n, dim - 2, generator=gen, dtype=torch.float64) - 1)
+        cols.append(
+            2 * torch.rand(2 * n, dim - 2, generator=gen, dtype=torch.float64)
+            - 1
+        )
     x = torch.cat(cols, dim=1).float()
     y = torch.cat([-torch.ones(n, 1), torch.ones(n, 1)])
     return x, y
@@ -127,12 +173,16 @@ def angular_split(x, y, start=0.0, stop=math.pi / 5):
     to test how a model fills in a region it never saw. Needs d >= 2.
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] < 2:
-        raise ValueError(f"angular_split needs x of shape (n, d) with d >= 2; "
-                         f"got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"angular_split needs x of shape (n, d) with d >= 2; "
+            f"got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     _check_same_length(x, y)
     start, stop = check_finite("start", start), check_finite("stop", stop)
     if not start < stop:
-        raise ValueError(f"start must be smaller than stop (radians); got start={start}, stop={stop}")
+        raise ValueError(
+            f"start must be smaller than stop (radians); got start={start}, stop={stop}"
+        )
     angle = torch.atan2(x[:, 1], x[:, 0])
     in_slice = (angle >= start) & (angle <= stop)
     return (x[~in_slice], y[~in_slice]), (x[in_slice], y[in_slice])
@@ -151,10 +201,14 @@ def _check_same_length(x, y):
     """x and y: tensors with the same number of points (rows); returns that number."""
     for name, t in (("x", x), ("y", y)):
         if not isinstance(t, torch.Tensor) or t.dim() == 0:
-            raise ValueError(f"{name} must be a torch.Tensor with one row per point; got "
-                             f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a scalar'}")
+            raise ValueError(
+                f"{name} must be a torch.Tensor with one row per point; got "
+                f"{type(t).__name__ if not isinstance(t, torch.Tensor) else 'a scalar'}"
+            )
     if len(x) != len(y):
-        raise ValueError(f"x and y must hold the same number of points; got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must hold the same number of points; got {len(x)} and {len(y)}"
+        )
     return len(x)
 
 
@@ -166,12 +220,20 @@ def batches(x, y, batch_size, generator=None, shuffle=True):
     """
     n = _check_same_length(x, y)
     batch_size = check_pos_int("batch_size", batch_size)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    order = (
+        torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    )
     for i in range(0, n, batch_size):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         yield x[idx], y[idx]
 
 
-__all__ = ["map_1d", "concentric_spheres", "separable_spheres", "shifted_sines", "angular_split",
-           "grid_2d",
-           "batches"]
+__all__ = [
+    "map_1d",
+    "concentric_spheres",
+    "separable_spheres",
+    "shifted_sines",
+    "angular_split",
+    "grid_2d",
+    "batches",
+]

@@ -27,6 +27,7 @@ Short last batches
     slice (a NaN loss); it is dropped, by every process alike (they all draw the same batch
     order from the seed), and is not counted as an iteration.
 """
+
 import contextlib
 import os
 
@@ -56,6 +57,7 @@ def init_from_env(device):
     if world == 1:
         return 0, 1, 0
     import torch.distributed as dist
+
     if not dist.is_initialized():
         dist.init_process_group(backend_for(device))
     return dist.get_rank(), dist.get_world_size(), local
@@ -66,12 +68,17 @@ def is_parallel(shard):
     if shard is None or shard[1] == 1:
         return False
     import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()):
-        raise ValueError(f"shard={tuple(shard)} needs an initialised torch.distributed process "
-                         f"group (run under torchrun, or call init_from_env first)")
+        raise ValueError(
+            f"shard={tuple(shard)} needs an initialised torch.distributed process "
+            f"group (run under torchrun, or call init_from_env first)"
+        )
     if dist.get_world_size() != shard[1] or dist.get_rank() != shard[0]:
-        raise ValueError(f"shard={tuple(shard)} does not match this process: rank "
-                         f"{dist.get_rank()} of {dist.get_world_size()}")
+        raise ValueError(
+            f"shard={tuple(shard)} does not match this process: rank "
+            f"{dist.get_rank()} of {dist.get_world_size()}"
+        )
     return True
 
 
@@ -90,6 +97,7 @@ def agree_on_failure(message, device, iteration=None):
     when no process failed; otherwise raises the same :class:`DistributedTrainingError` on
     every process."""
     import torch.distributed as dist
+
     world, rank = dist.get_world_size(), dist.get_rank()
     flags = torch.zeros(world, dtype=torch.int32, device=device)
     flags[rank] = int(message is not None)
@@ -98,17 +106,24 @@ def agree_on_failure(message, device, iteration=None):
     if not failed:
         return
     box = [message]
-    dist.broadcast_object_list(box, src=failed[0],
-                               device=torch.device(device) if torch.device(device).type == "cuda" else None)
+    dist.broadcast_object_list(
+        box,
+        src=failed[0],
+        device=torch.device(device)
+        if torch.device(device).type == "cuda"
+        else None,
+    )
     where = "" if iteration is None else f" at iteration {iteration}"
     raise DistributedTrainingError(
         f"training stopped on all {world} processes{where}: process(es) {failed} failed; "
-        f"process {failed[0]}: {box[0]}")
+        f"process {failed[0]}: {box[0]}"
+    )
 
 
 def broadcast_parameters(model):
     """Copy process 0's parameters and buffers to every process (in place)."""
     import torch.distributed as dist
+
     for t in model.state_dict().values():
         dist.broadcast(t, 0)
 
@@ -117,16 +132,21 @@ def average_gradients(model, weight=1.0):
     """Average ``weight * grad`` over processes into every parameter's ``.grad`` (one
     all-reduce; a parameter without a gradient counts as zeros and gets the average)."""
     import torch.distributed as dist
+
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                      for p in params])
+    flat = torch.cat(
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+            for p in params
+        ]
+    )
     flat.mul_(weight / dist.get_world_size())
     dist.all_reduce(flat)
     offset = 0
     for p in params:
-        g = flat[offset: offset + p.numel()].view_as(p)
+        g = flat[offset : offset + p.numel()].view_as(p)
         offset += p.numel()
         if p.grad is None:
             p.grad = g.clone()
@@ -150,13 +170,17 @@ def train_step(model, optimizer, loss_fn, xb, yb, weight, iteration=None):
             nfe_f = read_and_reset_nfe(model)
             batch_loss = loss_fn(pred, yb)
             if not torch.isfinite(batch_loss):
-                failure = (f"the loss is {batch_loss.item()}: the model or the data has "
-                           f"non-finite values; lower the learning rate")
+                failure = (
+                    f"the loss is {batch_loss.item()}: the model or the data has "
+                    f"non-finite values; lower the learning rate"
+                )
             else:
                 # regularised models leave a penalty to add; the history keeps the data loss
                 penalty = getattr(model, "penalty", None)
                 with backward_guard():
-                    (batch_loss if penalty is None else batch_loss + penalty).backward()
+                    (
+                        batch_loss if penalty is None else batch_loss + penalty
+                    ).backward()
     except SolverError as err:
         failure = str(err)
     agree_on_failure(failure, device, iteration)
@@ -165,5 +189,14 @@ def train_step(model, optimizer, loss_fn, xb, yb, weight, iteration=None):
     return pred, batch_loss, nfe_f, read_and_reset_nfe(model)
 
 
-__all__ = ["DistributedTrainingError", "agree_on_failure", "average_gradients", "backend_for",
-           "broadcast_parameters", "init_from_env", "is_parallel", "shard", "train_step"]
+__all__ = [
+    "DistributedTrainingError",
+    "agree_on_failure",
+    "average_gradients",
+    "backend_for",
+    "broadcast_parameters",
+    "init_from_env",
+    "is_parallel",
+    "shard",
+    "train_step",
+]

@@ -39,6 +39,7 @@ models (more where the solution depends strongly on where the first step ends); 
 the adjoint method, the gradient is that of the solve at fixed steps, and equals torchdiffeq's
 with its first step size detached up to rounding (tests/test_solver_backend.py).
 """
+
 import math
 
 import numpy as np
@@ -47,7 +48,7 @@ import torch
 # Dormand–Prince 5(4) with Shampine's dense output, exactly as torchdiffeq writes it
 # (torchdiffeq/_impl/dopri5.py): nodes c, stage matrix a, 5th-order weights b (= the last row
 # of a: first same as last), error weights b - b* (the 7th stage included), midpoint weights.
-_C = [1 / 5, 3 / 10, 4 / 5, 8 / 9, 1., 1.]
+_C = [1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0]
 _A = [
     [1 / 5],
     [3 / 40, 9 / 40],
@@ -56,11 +57,24 @@ _A = [
     [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
     [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
 ]
-_E = [35 / 384 - 1951 / 21600, 0, 500 / 1113 - 22642 / 50085, 125 / 192 - 451 / 720,
-      -2187 / 6784 - -12231 / 42400, 11 / 84 - 649 / 6300, -1. / 60.]
-_MID = [6025192743 / 30085553152 / 2, 0, 51252292925 / 65400821598 / 2,
-        -2691868925 / 45128329728 / 2, 187940372067 / 1594534317056 / 2,
-        -1776094331 / 19743644256 / 2, 11237099 / 235043384 / 2]
+_E = [
+    35 / 384 - 1951 / 21600,
+    0,
+    500 / 1113 - 22642 / 50085,
+    125 / 192 - 451 / 720,
+    -2187 / 6784 - -12231 / 42400,
+    11 / 84 - 649 / 6300,
+    -1.0 / 60.0,
+]
+_MID = [
+    6025192743 / 30085553152 / 2,
+    0,
+    51252292925 / 65400821598 / 2,
+    -2691868925 / 45128329728 / 2,
+    187940372067 / 1594534317056 / 2,
+    -1776094331 / 19743644256 / 2,
+    11237099 / 235043384 / 2,
+]
 _ORDER = 5
 _SAFETY, _IFACTOR, _DFACTOR = 0.9, 10.0, 0.2
 
@@ -74,10 +88,10 @@ class _Tableau:
 
     def __init__(self, np_dtype):
         self.np = np_dtype
-        self.c = np.array(_C[:4], dtype=np_dtype)      # the nodes below 1
+        self.c = np.array(_C[:4], dtype=np_dtype)  # the nodes below 1
         a = np.zeros((6, 6), dtype=np_dtype)
         for i, row in enumerate(_A):
-            a[i, :len(row)] = row
+            a[i, : len(row)] = row
         self.a = a
         self.nonzero = [[j for j, v in enumerate(row) if v != 0] for row in _A]
         self.e = np.array(_E, dtype=np_dtype)
@@ -104,8 +118,10 @@ def rounded(t, dtype):
 
 def _tableau(dtype):
     if dtype not in _NP:
-        raise ValueError(f"backend='lean' solves float32 or float64 states; got {dtype}. "
-                         f"Use backend='torchdiffeq' for other dtypes.")
+        raise ValueError(
+            f"backend='lean' solves float32 or float64 states; got {dtype}. "
+            f"Use backend='torchdiffeq' for other dtypes."
+        )
     if dtype not in _TABLEAUS:
         _TABLEAUS[dtype] = _Tableau(_NP[dtype])
     return _TABLEAUS[dtype]
@@ -172,7 +188,9 @@ def _initial_step(call, t0, y0, f0, abs_y0, rtol, atol, T, order=_ORDER - 1):
     else:
         # torch evaluates 0.01 / d as reciprocal(d) * 0.01 and a float32 power in float64;
         # max(d1, d2) is Python's max in torchdiffeq too
-        h1 = T(float((T(1) / max(d1, d2)) * T(0.01)) ** (1. / float(order + 1)))
+        h1 = T(
+            float((T(1) / max(d1, d2)) * T(0.01)) ** (1.0 / float(order + 1))
+        )
     return float(_min(T(100) * h0, h1))
 
 
@@ -197,7 +215,7 @@ class GaveUp(RuntimeError):
         self.tensors = tuple(tensors)
 
 
-def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
+def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2**31 - 1):
     """Solve dy/dt = field(t, y), y(times[0]) = y0, and return y at ``times``.
 
     field : callable ``field(t, y)`` with t a 0-d tensor of y's dtype; its optional
@@ -212,22 +230,33 @@ def odeint_dopri5(field, y0, times, rtol, atol, max_num_steps=2 ** 31 - 1):
     up, as torchdiffeq does (:class:`anode_utils.ode.ODEBlock` turns both into SolverError); a
     non-finite state makes the step size NaN and so ends in the same underflow.
     """
-    return torch.stack(dopri5_outputs(field, y0, check_times(times), rtol, atol, max_num_steps))
+    return torch.stack(
+        dopri5_outputs(
+            field, y0, check_times(times), rtol, atol, max_num_steps
+        )
+    )
 
 
 def check_times(times):
     """``times`` (a 1-d tensor or sequence of floats) as a list of Python floats; ValueError
     unless strictly increasing or strictly decreasing."""
-    ts = (times.tolist() if isinstance(times, torch.Tensor) else list(times))
+    ts = times.tolist() if isinstance(times, torch.Tensor) else list(times)
     if not all(isinstance(v, float) for v in ts):
-        raise ValueError(f"times must be a 1-d sequence of floats; got {times!r}")
+        raise ValueError(
+            f"times must be a 1-d sequence of floats; got {times!r}"
+        )
     later = ts[1:]
-    if not (all(b > a for a, b in zip(ts, later)) or all(b < a for a, b in zip(ts, later))):
-        raise ValueError("times must be strictly increasing or strictly decreasing")
+    if not (
+        all(b > a for a, b in zip(ts, later))
+        or all(b < a for a, b in zip(ts, later))
+    ):
+        raise ValueError(
+            "times must be strictly increasing or strictly decreasing"
+        )
     return ts
 
 
-def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
+def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2**31 - 1):
     """:func:`odeint_dopri5` without checking ``ts`` and without stacking: the list of states
     at ``ts``, a strictly monotone sequence of Python floats. The end state alone
     (``[-1]``) then costs no stack and select, nor their backward."""
@@ -247,26 +276,48 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
     cb_reject = getattr(field, "callback_reject_step", None)
 
     def callback(cb, t0, y, dt):
-        cb(torch.tensor(sign * t0, dtype=torch.float64, device=device), y,
-           torch.tensor(dt, dtype=torch.float64, device=device))
+        cb(
+            torch.tensor(sign * t0, dtype=torch.float64, device=device),
+            y,
+            torch.tensor(dt, dtype=torch.float64, device=device),
+        )
 
-    def call(s, y):   # the internal right-hand side, for the initial step
-        f = field(torch.scalar_tensor(sign * float(T(s)), dtype=dtype, device=device), y)
+    def call(s, y):  # the internal right-hand side, for the initial step
+        f = field(
+            torch.scalar_tensor(
+                sign * float(T(s)), dtype=dtype, device=device
+            ),
+            y,
+        )
         return f if sign > 0 else -f
 
     t0 = ts[0]
-    k0 = field(torch.scalar_tensor(sign * float(T(t0)), dtype=dtype, device=device), y0)
-    with torch.no_grad():   # step sizes are constants for autograd
+    k0 = field(
+        torch.scalar_tensor(sign * float(T(t0)), dtype=dtype, device=device),
+        y0,
+    )
+    with torch.no_grad():  # step sizes are constants for autograd
         abs_y = y0.abs()
-        dt = _initial_step(call, t0, y0, k0 if sign > 0 else -k0, abs_y, rtol, atol, T)
+        dt = _initial_step(
+            call, t0, y0, k0 if sign > 0 else -k0, abs_y, rtol, atol, T
+        )
     y, ks = y0, [k0]
-    last = (t0, t0, y0, None, None)   # the last accepted step: t0, t1, y0, stages, dt
+    last = (
+        t0,
+        t0,
+        y0,
+        None,
+        None,
+    )  # the last accepted step: t0, t1, y0, stages, dt
     out = [y0]
     for t_out in ts[1:]:
         n_steps = 0
         while t_out > last[1]:
             if n_steps >= max_num_steps:
-                raise GaveUp(f"max_num_steps exceeded ({n_steps}>={max_num_steps})", (y, *ks))
+                raise GaveUp(
+                    f"max_num_steps exceeded ({n_steps}>={max_num_steps})",
+                    (y, *ks),
+                )
             n_steps += 1
             t0 = last[1]
             if not math.isfinite(dt):
@@ -300,11 +351,19 @@ def dopri5_outputs(field, y0, ts, rtol, atol, max_num_steps=2 ** 31 - 1):
             with torch.no_grad():
                 # error estimate dt * sum_j e_j k_j; (7,) @ (7, N) is cheaper than stacking
                 # along a new last axis; dt is applied to the norm (a float) below
-                err = (e_weights @ torch.stack(ks).reshape(7, -1)).reshape(yi.shape)
+                err = (e_weights @ torch.stack(ks).reshape(7, -1)).reshape(
+                    yi.shape
+                )
                 abs_y1 = yi.abs()
                 err /= torch.maximum(abs_y, abs_y1).mul_(rtol).add_(atol)
                 # RMS over all elements as torchdiffeq's norm, up to the order of summation
-                ratio = float(T(torch.linalg.vector_norm(err).item() * inv_sqrt_n * float(dt_)))
+                ratio = float(
+                    T(
+                        torch.linalg.vector_norm(err).item()
+                        * inv_sqrt_n
+                        * float(dt_)
+                    )
+                )
             if ratio <= 1:
                 if cb_accept is not None:
                     callback(cb_accept, t0, y, dt)
@@ -325,4 +384,6 @@ def _interpolate(last, t, tab, sign):
     x = float(tab.np((t - t0) / (t1 - t0)))
     h = float(tab.np(dt)) * sign
     w = [h * c for c in _interp_weights(x, tab.b, tab.mid)]
-    return _combine(y0, ks, w, (0, 2, 3, 4, 5, 6))   # k_1 has weight 0 in b and mid
+    return _combine(
+        y0, ks, w, (0, 2, 3, 4, 5, 6)
+    )  # k_1 has weight 0 in b and mid

@@ -1,4 +1,5 @@
 """Vector fields f(h, t) that count their own evaluations."""
+
 import torch
 from torch import nn
 
@@ -30,18 +31,32 @@ class MLPField(CountingField):
     (batch, dim) and returns (batch, dim).
     """
 
-    def __init__(self, dim, hidden_dim=32, num_hidden_layers=2, time_dependent=True,
-                 activation="relu"):
+    def __init__(
+        self,
+        dim,
+        hidden_dim=32,
+        num_hidden_layers=2,
+        time_dependent=True,
+        activation="relu",
+    ):
         super().__init__()
         self.dim = check_pos_int("dim", dim)
         self.hidden_dim = check_pos_int("hidden_dim", hidden_dim)
-        num_hidden_layers = check_pos_int("num_hidden_layers", num_hidden_layers)
+        num_hidden_layers = check_pos_int(
+            "num_hidden_layers", num_hidden_layers
+        )
         check_choice("activation", activation, tuple(ACTIVATIONS))
         self.time_dependent = bool(time_dependent)
         self.activation = activation
-        layers = [nn.Linear(dim + int(self.time_dependent), hidden_dim), ACTIVATIONS[activation]()]
+        layers = [
+            nn.Linear(dim + int(self.time_dependent), hidden_dim),
+            ACTIVATIONS[activation](),
+        ]
         for _ in range(num_hidden_layers - 1):
-            layers += [nn.Linear(hidden_dim, hidden_dim), ACTIVATIONS[activation]()]
+            layers += [
+                nn.Linear(hidden_dim, hidden_dim),
+                ACTIVATIONS[activation](),
+            ]
         layers.append(nn.Linear(hidden_dim, dim))
         self.net = nn.Sequential(*layers)
 
@@ -49,5 +64,7 @@ class MLPField(CountingField):
         self.nfe += 1
         if self.time_dependent:
             # t as a first column: expand() is a view, no per-call allocation of a column
-            h = torch.cat([t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1)
+            h = torch.cat(
+                [t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1
+            )
         return self.net(h)

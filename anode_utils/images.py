@@ -14,6 +14,7 @@ Images are returned as float32 tensors in [0, 1] of shape (n, c, height, width) 
 int64 tensors of shape (n,), so batches are tensor slices (see :func:`anode_utils.data.batches`)
 instead of a per-sample DataLoader.
 """
+
 import gzip
 import hashlib
 import os
@@ -44,12 +45,30 @@ class DatasetCorruptError(ValueError):
 #: The four MNIST files: md5 of the official .gz (torchvision's ``MNIST.resources``), the IDX
 #: magic number (2051 images, 2049 labels) and the shape the file must hold.
 MNIST_FILES = {
-    "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", 2051, (60000, 28, 28)),
-    "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", 2049, (60000,)),
-    "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", 2051, (10000, 28, 28)),
-    "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", 2049, (10000,)),
+    "train-images-idx3-ubyte": (
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        2051,
+        (60000, 28, 28),
+    ),
+    "train-labels-idx1-ubyte": (
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        2049,
+        (60000,),
+    ),
+    "t10k-images-idx3-ubyte": (
+        "9fb629c4189551a2d022fa330f9573f3",
+        2051,
+        (10000, 28, 28),
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        2049,
+        (10000,),
+    ),
 }
-_MD5_OK = set()  # (path, size, mtime_ns) of files already checked in this process
+_MD5_OK = (
+    set()
+)  # (path, size, mtime_ns) of files already checked in this process
 
 
 def data_root():
@@ -64,7 +83,8 @@ def _missing(name, root, expected):
     return DatasetNotFoundError(
         f"{name} not found offline: {ENV_VAR}={root} is set, so nothing is downloaded. Put the files "
         f"at {expected} (torchvision's layout), or unset {ENV_VAR} to let torchvision download "
-        f"them to {DEFAULT_ROOT}.")
+        f"them to {DEFAULT_ROOT}."
+    )
 
 
 def _download(name, root, make):
@@ -72,20 +92,27 @@ def _download(name, root, make):
     ``ANODE_DATA_DIR``) raises :class:`DatasetNotFoundError` naming the folder and the variable."""
     try:
         return make()
-    except (RuntimeError, OSError) as err:  # urllib's errors are OSErrors; torchvision re-raises
+    except (
+        RuntimeError,
+        OSError,
+    ) as err:  # urllib's errors are OSErrors; torchvision re-raises
         # them as RuntimeError("Error downloading ...:\nTried ..., got:\n<the reason>")
-        reason = [line.strip() for line in str(err).splitlines() if line.strip()] or ["?"]
+        reason = [
+            line.strip() for line in str(err).splitlines() if line.strip()
+        ] or ["?"]
         raise DatasetNotFoundError(
             f"{name} is not in {root} and could not be downloaded ({reason[-1]}). Set {ENV_VAR} to a "
             f"folder holding an offline copy (see anode_utils.images for the layout), or "
-            f"download it when online.") from err
+            f"download it when online."
+        ) from err
 
 
 def _corrupt(path, what):
     return DatasetCorruptError(
         f"{path} is corrupt or not the official MNIST file ({what}). Delete it and copy a good "
         f"one there (torchvision's layout; see {ENV_VAR}), or unset {ENV_VAR} to let torchvision "
-        f"download MNIST to {DEFAULT_ROOT}.")
+        f"download MNIST to {DEFAULT_ROOT}."
+    )
 
 
 def _check_md5(path, expected):
@@ -109,21 +136,37 @@ def _read_idx(path, magic=None, shape=None):
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (EOFError, OSError, zlib.error) as err:  # truncated or not gzip (BadGzipFile is an OSError)
+    except (
+        EOFError,
+        OSError,
+        zlib.error,
+    ) as err:  # truncated or not gzip (BadGzipFile is an OSError)
         raise _corrupt(path, f"{type(err).__name__}: {err}") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 8 or not 1 <= data[3] <= 3:
+    if (
+        len(data) < 4
+        or data[:2] != b"\0\0"
+        or data[2] != 8
+        or not 1 <= data[3] <= 3
+    ):
         raise _corrupt(path, "no IDX header of unsigned bytes")
     found_magic, ndim = int.from_bytes(data[:4], "big"), data[3]
     if magic is not None and found_magic != magic:
-        raise _corrupt(path, f"IDX magic number {found_magic}, expected {magic}")
+        raise _corrupt(
+            path, f"IDX magic number {found_magic}, expected {magic}"
+        )
     if len(data) < 4 + 4 * ndim:
         raise _corrupt(path, "the IDX header is cut short")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(
+        int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+    )
     if shape is not None and dims != tuple(shape):
         raise _corrupt(path, f"header shape {dims}, expected {tuple(shape)}")
     size = int(np.prod(dims))
     if len(data) - 4 - 4 * ndim != size:
-        raise _corrupt(path, f"{len(data) - 4 - 4 * ndim} data bytes for shape {dims}, expected {size}")
+        raise _corrupt(
+            path,
+            f"{len(data) - 4 - 4 * ndim} data bytes for shape {dims}, expected {size}",
+        )
     arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     return torch.from_numpy(arr.copy()).reshape(dims)
 
@@ -145,15 +188,30 @@ def _mnist(root, split, offline):
     prefix = "train" if split == "train" else "t10k"
     found = []
     for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
-        path = next((p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None)
+        path = next(
+            (p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None
+        )
         found.append(path)
-    if None not in found:  # read in place: never writes into the (possibly shared) data folder
-        return read_mnist_file(found[0]).unsqueeze(1), read_mnist_file(found[1]).long()
+    if (
+        None not in found
+    ):  # read in place: never writes into the (possibly shared) data folder
+        return read_mnist_file(found[0]).unsqueeze(1), read_mnist_file(
+            found[1]
+        ).long()
     if offline:
-        raise _missing("MNIST", root, f"{raw}/{prefix}-images-idx3-ubyte.gz and "
-                                      f"{prefix}-labels-idx1-ubyte.gz")
+        raise _missing(
+            "MNIST",
+            root,
+            f"{raw}/{prefix}-images-idx3-ubyte.gz and "
+            f"{prefix}-labels-idx1-ubyte.gz",
+        )
     from torchvision.datasets import MNIST
-    ds = _download("MNIST", root, lambda: MNIST(root, train=split == "train", download=True))
+
+    ds = _download(
+        "MNIST",
+        root,
+        lambda: MNIST(root, train=split == "train", download=True),
+    )
     return ds.data.unsqueeze(1), ds.targets.long()
 
 
@@ -161,14 +219,28 @@ def _cifar10(root, split, offline):
     npz = root / "cifar10-subset" / "cifar10_subset.npz"
     if (root / "cifar-10-batches-py").is_dir() or not offline:
         from torchvision.datasets import CIFAR10
-        ds = _download("CIFAR-10", root,
-                       lambda: CIFAR10(root, train=split == "train", download=not offline))
-        return torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(ds.targets).long()
+
+        ds = _download(
+            "CIFAR-10",
+            root,
+            lambda: CIFAR10(
+                root, train=split == "train", download=not offline
+            ),
+        )
+        return torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.tensor(
+            ds.targets
+        ).long()
     if not npz.is_file():
-        raise _missing("CIFAR-10", root, f"{root / 'cifar-10-batches-py'} (full copy) or {npz} (subset)")
+        raise _missing(
+            "CIFAR-10",
+            root,
+            f"{root / 'cifar-10-batches-py'} (full copy) or {npz} (subset)",
+        )
     with np.load(npz) as f:  # the real subset: 4,000 train / 1,000 test images
         x, y = f[f"x_{split}"], f[f"y_{split}"]
-    return torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y.astype(np.int64))
+    return torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(
+        y.astype(np.int64)
+    )
 
 
 def _svhn(root, split, offline):
@@ -177,16 +249,29 @@ def _svhn(root, split, offline):
         try:
             from scipy.io import loadmat
         except ImportError as err:  # pragma: no cover
-            raise ImportError("reading SVHN's .mat files needs scipy: pip install scipy") from err
+            raise ImportError(
+                "reading SVHN's .mat files needs scipy: pip install scipy"
+            ) from err
         d = loadmat(mat)
-        x = torch.from_numpy(np.ascontiguousarray(d["X"].transpose(3, 2, 0, 1)))  # (32,32,3,n) -> (n,3,32,32)
-        y = torch.from_numpy(d["y"].astype(np.int64).reshape(-1) % 10)             # label 10 is digit 0
+        x = torch.from_numpy(
+            np.ascontiguousarray(d["X"].transpose(3, 2, 0, 1))
+        )  # (32,32,3,n) -> (n,3,32,32)
+        y = torch.from_numpy(
+            d["y"].astype(np.int64).reshape(-1) % 10
+        )  # label 10 is digit 0
         return x, y
     if offline:
         raise _missing("SVHN", root, str(mat))
     from torchvision.datasets import SVHN
-    ds = _download("SVHN", root / "SVHN", lambda: SVHN(root / "SVHN", split=split, download=True))
-    return torch.from_numpy(ds.data), torch.from_numpy(ds.labels.astype(np.int64))
+
+    ds = _download(
+        "SVHN",
+        root / "SVHN",
+        lambda: SVHN(root / "SVHN", split=split, download=True),
+    )
+    return torch.from_numpy(ds.data), torch.from_numpy(
+        ds.labels.astype(np.int64)
+    )
 
 
 LOADERS = {"mnist": _mnist, "cifar10": _cifar10, "svhn": _svhn}
@@ -196,14 +281,20 @@ def to_float_images(x, img_size=None):
     """uint8 (n, c, h, w) -> float32 in [0, 1], optionally resized to img_size x img_size
     (area averaging when shrinking, e.g. MNIST 28 -> 14)."""
     if x.dim() != 4:
-        raise ValueError(f"images must have shape (n, channels, height, width); got {tuple(x.shape)}")
+        raise ValueError(
+            f"images must have shape (n, channels, height, width); got {tuple(x.shape)}"
+        )
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     if img_size is not None:
         s = check_pos_int("img_size", img_size)
         if (s, s) != tuple(x.shape[2:]):
             shrink = s <= min(x.shape[2:])
-            x = F.interpolate(x, size=(s, s), mode="area" if shrink else "bilinear",
-                              **({} if shrink else {"align_corners": False}))
+            x = F.interpolate(
+                x,
+                size=(s, s),
+                mode="area" if shrink else "bilinear",
+                **({} if shrink else {"align_corners": False}),
+            )
     return x.contiguous()
 
 
@@ -229,8 +320,10 @@ def load_images(name, split="train", subset=None, img_size=None, device=None):
     x, y = LOADERS[name](root, split, offline)
     if subset is not None:
         if subset > len(x):
-            raise ValueError(f"subset={subset} exceeds the {len(x)} {split} images of {name} "
-                             f"found under {root}")
+            raise ValueError(
+                f"subset={subset} exceeds the {len(x)} {split} images of {name} "
+                f"found under {root}"
+            )
         x, y = x[:subset], y[:subset]
     x = to_float_images(x, img_size)
     if device is not None:
@@ -238,5 +331,13 @@ def load_images(name, split="train", subset=None, img_size=None, device=None):
     return x, y
 
 
-__all__ = ["DATASETS", "DatasetCorruptError", "DatasetNotFoundError", "MNIST_FILES", "data_root",
-           "load_images", "read_mnist_file", "to_float_images"]
+__all__ = [
+    "DATASETS",
+    "DatasetCorruptError",
+    "DatasetNotFoundError",
+    "MNIST_FILES",
+    "data_root",
+    "load_images",
+    "read_mnist_file",
+    "to_float_images",
+]

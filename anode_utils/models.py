@@ -1,9 +1,16 @@
 """NODE / ANODE (ODE block + linear readout) and the discrete ResNet baseline."""
+
 import torch
 from torch import nn
 
-from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
-                      float_dtype)
+from ._checks import (
+    check_batch,
+    check_data,
+    check_nonneg_int,
+    check_pos_int,
+    check_positive,
+    float_dtype,
+)
 from .fields import CountingField, MLPField
 from .ode import ODEBlock, augment
 
@@ -16,21 +23,38 @@ class ODENet(nn.Module):
     Solver keywords (method, rtol, atol, adjoint, T, step_size, ...) go to :class:`ODEBlock`.
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, augment_dim=0, time_dependent=True,
-                 num_hidden_layers=2, activation="relu", readout=True, **solver):
+    def __init__(
+        self,
+        data_dim,
+        output_dim=1,
+        hidden_dim=32,
+        augment_dim=0,
+        time_dependent=True,
+        num_hidden_layers=2,
+        activation="relu",
+        readout=True,
+        **solver,
+    ):
         super().__init__()
         data_dim = check_pos_int("data_dim", data_dim)
         augment_dim = check_nonneg_int("augment_dim", augment_dim)
-        field = MLPField(data_dim + augment_dim, hidden_dim, num_hidden_layers, time_dependent,
-                         activation)
+        field = MLPField(
+            data_dim + augment_dim,
+            hidden_dim,
+            num_hidden_layers,
+            time_dependent,
+            activation,
+        )
         self.odeblock = ODEBlock(field, data_dim, augment_dim, **solver)
         self.output_dim = check_pos_int("output_dim", output_dim)
         if readout:
             self.readout = nn.Linear(data_dim + augment_dim, output_dim)
         else:
             if output_dim != data_dim + augment_dim:
-                raise ValueError(f"readout=False returns the features, so output_dim must equal "
-                                 f"data_dim + augment_dim = {data_dim + augment_dim}; got {output_dim}")
+                raise ValueError(
+                    f"readout=False returns the features, so output_dim must equal "
+                    f"data_dim + augment_dim = {data_dim + augment_dim}; got {output_dim}"
+                )
             self.readout = nn.Identity()
 
     @property
@@ -69,7 +93,11 @@ class ResidualBlock(CountingField):
     def __init__(self, dim, hidden_dim, out_relu=True):
         super().__init__()
         self.dim = dim
-        layers = [nn.Linear(dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, dim)]
+        layers = [
+            nn.Linear(dim, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, dim),
+        ]
         self.net = nn.Sequential(*layers, *([nn.ReLU()] if out_relu else []))
 
     def forward(self, t, h):
@@ -87,8 +115,17 @@ class ResNet(nn.Module):
     Shapes: x (batch, data_dim) -> (batch, output_dim).
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, num_layers=5, augment_dim=0, T=None,
-                 readout=True, out_relu=True):
+    def __init__(
+        self,
+        data_dim,
+        output_dim=1,
+        hidden_dim=32,
+        num_layers=5,
+        augment_dim=0,
+        T=None,
+        readout=True,
+        out_relu=True,
+    ):
         super().__init__()
         self.data_dim = check_pos_int("data_dim", data_dim)
         self.augment_dim = check_nonneg_int("augment_dim", augment_dim)
@@ -97,15 +134,22 @@ class ResNet(nn.Module):
         dim = data_dim + augment_dim
         hidden_dim = check_pos_int("hidden_dim", hidden_dim)
         if not isinstance(out_relu, bool):
-            raise ValueError(f"out_relu must be True or False; got {out_relu!r}")
-        self.blocks = nn.ModuleList(ResidualBlock(dim, hidden_dim, out_relu)
-                                    for _ in range(num_layers))
+            raise ValueError(
+                f"out_relu must be True or False; got {out_relu!r}"
+            )
+        self.blocks = nn.ModuleList(
+            ResidualBlock(dim, hidden_dim, out_relu) for _ in range(num_layers)
+        )
         if readout:
-            self.readout = nn.Linear(dim, check_pos_int("output_dim", output_dim))
+            self.readout = nn.Linear(
+                dim, check_pos_int("output_dim", output_dim)
+            )
         else:
             if output_dim != dim:
-                raise ValueError(f"readout=False returns the features, so output_dim must equal "
-                                 f"data_dim + augment_dim = {dim}; got {output_dim}")
+                raise ValueError(
+                    f"readout=False returns the features, so output_dim must equal "
+                    f"data_dim + augment_dim = {dim}; got {output_dim}"
+                )
             self.readout = nn.Identity()
 
     def trajectory(self, x):
@@ -129,7 +173,9 @@ class ResNet(nn.Module):
                 states.append(h)
             # dt = 1 (the usual residual update) skips a multiplication by 1.0: the same numbers,
             # one operation and its backward fewer per layer
-            h = h + (block(None, h) if self.dt == 1.0 else self.dt * block(None, h))
+            h = h + (
+                block(None, h) if self.dt == 1.0 else self.dt * block(None, h)
+            )
         if states is not None:
             states.append(h)
         return h
@@ -141,5 +187,7 @@ class ResNet(nn.Module):
 def count_parameters(model):
     """Number of trainable parameters."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a torch.nn.Module; got {type(model).__name__}"
+        )
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

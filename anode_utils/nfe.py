@@ -1,4 +1,5 @@
 """Reading the function-evaluation counters of every field inside a model."""
+
 from torch import nn
 
 from .fields import CountingField
@@ -7,7 +8,9 @@ from .fields import CountingField
 def counting_fields(model):
     """The :class:`~anode_utils.fields.CountingField` modules of ``model`` (itself included)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a torch.nn.Module; got {type(model).__name__}"
+        )
     return [m for m in model.modules() if isinstance(m, CountingField)]
 
 

@@ -1,4 +1,5 @@
 """One call at the top of every chapter: same numbers on any machine, no noise in outputs."""
+
 import sys
 import warnings
 
@@ -31,27 +32,46 @@ def setup(seed=0, threads=1, dpi=80, device="cpu"):
         numbers then differ in their last digits), or ``"auto"`` for CUDA when available.
     """
     from ._checks import check_nonneg_int, check_pos_int, check_positive
+
     check_nonneg_int("seed", seed)
     check_pos_int("threads", threads)
     check_positive("dpi", dpi)
     if device not in ("cpu", "cuda", "auto"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto'; got {device!r}")
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or 'auto'; got {device!r}"
+        )
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but torch sees no GPU; in Colab choose "
-                         "Runtime > Change runtime type > GPU, or use device='cpu'")
+        raise ValueError(
+            "device='cuda' was asked for but torch sees no GPU; in Colab choose "
+            "Runtime > Change runtime type > GPU, or use device='cpu'"
+        )
     for message, category, module in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        warnings.filterwarnings(
+            "ignore", message=message, category=category, module=module
+        )
     # a training run that stops (train records it in history.error) is shown every time, not
     # only the first time a message comes up
-    warnings.filterwarnings("always", message="training stopped", category=RuntimeWarning)
+    warnings.filterwarnings(
+        "always", message="training stopped", category=RuntimeWarning
+    )
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    matplotlib.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi, "figure.figsize": (5, 3.5),
-                                "axes.spines.top": False, "axes.spines.right": False})
+    matplotlib.rcParams.update(
+        {
+            "figure.dpi": dpi,
+            "savefig.dpi": dpi,
+            "figure.figsize": (5, 3.5),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
     try:  # PNGs at twice the resolution, displayed at the same size: sharp on high-density screens
         from matplotlib_inline.backend_inline import set_matplotlib_formats
+
         set_matplotlib_formats("retina")
-    except Exception:  # outside IPython there is no inline backend to configure
+    except (
+        Exception
+    ):  # outside IPython there is no inline backend to configure
         pass
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

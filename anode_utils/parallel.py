@@ -4,6 +4,7 @@ Small ODE models are dominated by per-step Python overhead, so one thread per pr
 fastest, and a process per core gives nearly linear speed-up over seeds. Each job runs
 with one thread whatever the number of processes, so results do not depend on it.
 """
+
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
@@ -50,7 +51,12 @@ def run_parallel(fn, jobs, processes=None):
             return [fn(job) for job in jobs]
         finally:
             torch.set_num_threads(threads)
-    method = "fork" if "fork" in mp.get_all_start_methods() and sys.platform == "linux" else "spawn"
-    with cf.ProcessPoolExecutor(processes, mp_context=mp.get_context(method),
-                                initializer=_init_worker) as pool:
+    method = (
+        "fork"
+        if "fork" in mp.get_all_start_methods() and sys.platform == "linux"
+        else "spawn"
+    )
+    with cf.ProcessPoolExecutor(
+        processes, mp_context=mp.get_context(method), initializer=_init_worker
+    ) as pool:
         return list(pool.map(fn, jobs))

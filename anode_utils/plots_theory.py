@@ -1,5 +1,6 @@
 """Figures of the theory chapters (1-d map, homeomorphisms, gap analysis). Each function
 draws on an Axes (or a row of Axes) and returns it."""
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -17,7 +18,15 @@ def plot_g1d_crossing(ax=None):
     ax.plot(t, up, color=RED, lw=2, label="-1 → 1")
     ax.plot(t, down, color=BLUE, lw=2, label="1 → -1")
     k = np.argmin(np.abs(up - down))
-    ax.scatter([t[k]], [up[k]], s=80, facecolor="none", edgecolor="k", zorder=3, label="they must meet")
+    ax.scatter(
+        [t[k]],
+        [up[k]],
+        s=80,
+        facecolor="none",
+        edgecolor="k",
+        zorder=3,
+        label="they must meet",
+    )
     ax.set_xlabel("t")
     ax.set_ylabel("h(t)")
     ax.legend(fontsize=8, loc="lower left")
@@ -34,7 +43,9 @@ def plot_g_regions(r1=0.5, r2=1.0, r3=1.5, ax=None):
         ax.add_patch(Circle((0, 0), r, fill=False, color="0.3", lw=0.8))
     ax.text(0, 0, "g = -1", ha="center", va="center", fontsize=9)
     ax.text(0, -(r2 + r3) / 2, "g = +1", ha="center", va="center", fontsize=9)
-    ax.annotate("", xy=(r1, 0), xytext=(0, 0), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.annotate(
+        "", xy=(r1, 0), xytext=(0, 0), arrowprops=dict(arrowstyle="->", lw=0.8)
+    )
     ax.text(r1 / 2, 0.05, "$r_1$", ha="center", va="bottom", fontsize=8)
     ax.set_xlim(-r3 * 1.1, r3 * 1.1)
     ax.set_ylim(-r3 * 1.1, r3 * 1.1)
@@ -44,7 +55,9 @@ def plot_g_regions(r1=0.5, r2=1.0, r3=1.5, ax=None):
 
 def _circles(ax, radii, color="0.3"):
     for r in radii:
-        ax.add_patch(Circle((0, 0), r, fill=False, color=color, lw=0.8, ls="--"))
+        ax.add_patch(
+            Circle((0, 0), r, fill=False, color=color, lw=0.8, ls="--")
+        )
 
 
 def plot_gap_analysis(result, r1=0.5, r2=1.0, r3=1.5, ax=None, title=None):
@@ -55,8 +68,13 @@ def plot_gap_analysis(result, r1=0.5, r2=1.0, r3=1.5, ax=None, title=None):
     x = np.asarray(result["x"])
     neg = np.asarray(result["g"] < 0)
     ax.scatter(x[:, 0], x[:, 1], c=np.where(neg, BLUE, RED), s=3, lw=0)
-    wrong = np.asarray((result["inner"] & ~(result["g"] < 0)) | (result["annulus"] & (result["g"] < 0)))
-    ax.scatter(x[wrong, 0], x[wrong, 1], s=14, facecolor="none", edgecolor="k", lw=0.6)
+    wrong = np.asarray(
+        (result["inner"] & ~(result["g"] < 0))
+        | (result["annulus"] & (result["g"] < 0))
+    )
+    ax.scatter(
+        x[wrong, 0], x[wrong, 1], s=14, facecolor="none", edgecolor="k", lw=0.6
+    )
     _circles(ax, (r1, r2, r3))
     ax.set_aspect("equal")
     if title:
@@ -75,9 +93,15 @@ def plot_snapshots(traj, times, y=None, axes=None, dims=(0, 1), lim=None, s=4):
         _, axes = plt.subplots(1, len(times), figsize=(2.4 * len(times), 2.6))
     axes = np.atleast_1d(axes)
     if len(axes) != len(times):
-        raise ValueError(f"need one Axes per time: got {len(axes)} Axes for {len(times)} times")
+        raise ValueError(
+            f"need one Axes per time: got {len(axes)} Axes for {len(times)} times"
+        )
     colors = label_colors(y) if y is not None else "k"
-    lim = lim if lim is not None else float(np.abs(traj[..., list(dims)]).max()) * 1.05
+    lim = (
+        lim
+        if lim is not None
+        else float(np.abs(traj[..., list(dims)]).max()) * 1.05
+    )
     for ax, t, h in zip(axes, times, traj):
         ax.scatter(h[:, dims[0]], h[:, dims[1]], c=colors, s=s, lw=0)
         ax.set_xlim(-lim, lim)
@@ -89,4 +113,9 @@ def plot_snapshots(traj, times, y=None, axes=None, dims=(0, 1), lim=None, s=4):
     return axes
 
 
-__all__ = ["plot_g1d_crossing", "plot_g_regions", "plot_gap_analysis", "plot_snapshots"]
+__all__ = [
+    "plot_g1d_crossing",
+    "plot_g_regions",
+    "plot_gap_analysis",
+    "plot_snapshots",
+]

@@ -7,6 +7,7 @@ the curves being reproduced. The image command line therefore runs in full float
 asked otherwise, and records these settings beside its results. On the CPU none of them
 has any effect.
 """
+
 import torch
 
 
@@ -39,8 +40,12 @@ def settings():
         "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
         "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
-        "cudnn_conv_fp32_precision": _get(torch.backends.cudnn, "conv", "fp32_precision"),
-        "cuda_matmul_fp32_precision": _get(torch.backends.cuda, "matmul", "fp32_precision"),
+        "cudnn_conv_fp32_precision": _get(
+            torch.backends.cudnn, "conv", "fp32_precision"
+        ),
+        "cuda_matmul_fp32_precision": _get(
+            torch.backends.cuda, "matmul", "fp32_precision"
+        ),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
     }

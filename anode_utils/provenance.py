@@ -1,4 +1,5 @@
 """Where a results file came from: the command, package versions, hardware, GPU numerics and date."""
+
 import datetime
 import os
 import pathlib
@@ -34,6 +35,7 @@ def hardware():
 def _version(dist):
     try:
         from importlib.metadata import version
+
         return version(dist)
     except Exception:  # pragma: no cover - not installed as a distribution
         return None
@@ -45,8 +47,12 @@ def gpu():
         return None
     i = torch.cuda.current_device()
     props = torch.cuda.get_device_properties(i)
-    return {"name": props.name, "capability": f"{props.major}.{props.minor}",
-            "memory_gib": round(props.total_memory / 2 ** 30, 1), "count": torch.cuda.device_count()}
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "count": torch.cuda.device_count(),
+    }
 
 
 def provenance(argv=None):
@@ -54,10 +60,16 @@ def provenance(argv=None):
     torch was built for, cuDNN), hardware, GPU, float32/TF32 precision settings, UTC date."""
     from . import __version__
     from .precision import settings
+
     argv = sys.argv if argv is None else argv
-    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    cudnn = (
+        torch.backends.cudnn.version()
+        if torch.backends.cudnn.is_available()
+        else None
+    )
     return {
-        "command": " ".join(["python -m anode_utils", *argv[1:]]) if argv and argv[0].endswith("__main__.py")
+        "command": " ".join(["python -m anode_utils", *argv[1:]])
+        if argv and argv[0].endswith("__main__.py")
         else " ".join(argv),
         "anode_utils": __version__,
         "torch": torch.__version__,
@@ -68,5 +80,7 @@ def provenance(argv=None):
         "hardware": hardware(),
         "gpu": gpu(),
         "precision": settings(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
     }

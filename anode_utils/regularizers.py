@@ -6,6 +6,7 @@
 * random end times: T' ~ U[T - jitter, T + jitter] at each training step (Ghosh et al., 2020);
 * weight decay is the optimiser's ``weight_decay`` (paper appendix).
 """
+
 import torch
 from torch import nn
 
@@ -31,7 +32,12 @@ def jacobian_trace(fn, h):
         out = fn(h)
         tr = torch.zeros(h.shape[0], dtype=h.dtype, device=h.device)
         for i in range(h.shape[1]):
-            tr = tr + torch.autograd.grad(out[:, i].sum(), h, retain_graph=i < h.shape[1] - 1)[0][:, i]
+            tr = (
+                tr
+                + torch.autograd.grad(
+                    out[:, i].sum(), h, retain_graph=i < h.shape[1] - 1
+                )[0][:, i]
+            )
     return out.detach(), tr
 
 
@@ -77,27 +83,60 @@ class RegularizedODENet(nn.Module):
     Shapes: x (batch, d) -> (batch, output_dim).
     """
 
-    def __init__(self, model, kinetic=0.0, jacobian=0.0, end_time_jitter=0.0, generator=None):
+    def __init__(
+        self,
+        model,
+        kinetic=0.0,
+        jacobian=0.0,
+        end_time_jitter=0.0,
+        generator=None,
+    ):
         super().__init__()
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None; got {generator!r}")
+        if generator is not None and not isinstance(
+            generator, torch.Generator
+        ):
+            raise ValueError(
+                f"generator must be a torch.Generator or None; got {generator!r}"
+            )
         if not isinstance(getattr(model, "odeblock", None), ODEBlock):
-            raise ValueError(f"model must be an ODE model with an .odeblock (e.g. an ODENet); "
-                             f"got {type(model).__name__}")
+            raise ValueError(
+                f"model must be an ODE model with an .odeblock (e.g. an ODENet); "
+                f"got {type(model).__name__}"
+            )
         self.generator = generator
         self.model = model
-        for name, v in (("kinetic", kinetic), ("jacobian", jacobian), ("end_time_jitter", end_time_jitter)):
+        for name, v in (
+            ("kinetic", kinetic),
+            ("jacobian", jacobian),
+            ("end_time_jitter", end_time_jitter),
+        ):
             check_nonneg(name, v)
         if end_time_jitter >= model.odeblock.T:
-            raise ValueError(f"end_time_jitter must be smaller than T = {model.odeblock.T}; got {end_time_jitter}")
-        self.kinetic, self.jacobian, self.end_time_jitter = kinetic, jacobian, end_time_jitter
+            raise ValueError(
+                f"end_time_jitter must be smaller than T = {model.odeblock.T}; got {end_time_jitter}"
+            )
+        self.kinetic, self.jacobian, self.end_time_jitter = (
+            kinetic,
+            jacobian,
+            end_time_jitter,
+        )
         blk = model.odeblock
         self.regfield = RegularizedField(blk.field)
-        self.regblock = ODEBlock(self.regfield, blk.state_dim + 2, 0, T=blk.T, method=blk.method,
-                                 rtol=blk.rtol, atol=blk.atol, adjoint=blk.adjoint,
-                                 adjoint_rtol=blk.adjoint_rtol, adjoint_atol=blk.adjoint_atol,
-                                 step_size=blk.step_size, max_num_steps=blk.max_num_steps,
-                                 backend=blk.backend)
+        self.regblock = ODEBlock(
+            self.regfield,
+            blk.state_dim + 2,
+            0,
+            T=blk.T,
+            method=blk.method,
+            rtol=blk.rtol,
+            atol=blk.atol,
+            adjoint=blk.adjoint,
+            adjoint_rtol=blk.adjoint_rtol,
+            adjoint_atol=blk.adjoint_atol,
+            step_size=blk.step_size,
+            max_num_steps=blk.max_num_steps,
+            backend=blk.backend,
+        )
         self.penalty = None
 
     @property
@@ -127,8 +166,14 @@ class RegularizedODENet(nn.Module):
             return self.model.readout(h)
         h0 = augment(x, blk.augment_dim)
         z0 = torch.cat([h0, h0.new_zeros(h0.shape[0], 2)], dim=1)
-        self.regfield.eps = torch.randn(h0.shape, dtype=h0.dtype, device=h0.device,
-                                        generator=self.generator)
+        self.regfield.eps = torch.randn(
+            h0.shape,
+            dtype=h0.dtype,
+            device=h0.device,
+            generator=self.generator,
+        )
         zT = self.regblock.solve(z0, torch.tensor([0.0, T], dtype=x.dtype))[-1]
-        self.penalty = self.kinetic * zT[:, -2].mean() + self.jacobian * zT[:, -1].mean()
+        self.penalty = (
+            self.kinetic * zT[:, -2].mean() + self.jacobian * zT[:, -1].mean()
+        )
         return self.model.readout(zT[:, :-2])

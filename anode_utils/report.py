@@ -14,6 +14,7 @@ chapters therefore print two kinds of output:
 The sanitizer rules are :data:`SANITIZE_RULES`; ``tests/test_report.py`` checks that the
 file holds them and that they mask figures but not claims.
 """
+
 import html
 import textwrap
 
@@ -26,17 +27,25 @@ MEASURED = "[measured: "
 TABLE_MARK = "<!-- measured figures: not compared by nbval -->"
 #: (regex, replacement) pairs that ``nbval_sanitize.cfg`` must hold, in this order.
 SANITIZE_RULES = (
-    (r'(?s)<span class="measured">.*?</span>', '<span class="measured">[measured]</span>'),
+    (
+        r'(?s)<span class="measured">.*?</span>',
+        '<span class="measured">[measured]</span>',
+    ),
     (r"(?s)\[measured:\s[^\[\]]*\]", "[measured]"),
     (r"(?m)\[measured: .*\]$", "[measured]"),
-    (r"(?s)<!-- measured figures: not compared by nbval -->.*", "<!-- measured figures -->"),
+    (
+        r"(?s)<!-- measured figures: not compared by nbval -->.*",
+        "<!-- measured figures -->",
+    ),
 )
 
 
 def _text(figure):
     text = str(figure)
     if "\n" in text:
-        raise ValueError("a measured figure must fit on one line; call measured() once per line")
+        raise ValueError(
+            "a measured figure must fit on one line; call measured() once per line"
+        )
     return text
 
 
@@ -54,13 +63,23 @@ def claim(statement, holds, measured=None):
     if measured is not None:
         tail = f"{MEASURED}{_text(measured)}]"
         # the rendered output column holds about WIDTH characters: a long tail goes on its own line
-        line += f"   {tail}" if len(line) + 3 + len(tail) <= WIDTH else f"\n    {tail}"
+        line += (
+            f"   {tail}"
+            if len(line) + 3 + len(tail) <= WIDTH
+            else f"\n    {tail}"
+        )
     print(line)
 
 
 #: Left-border colours of the displayed lines, by kind.
-_COLOURS = {"reproduced": "#2e7d32", "not reproduced": "#c62828", "inconclusive": "#b26a00",
-            "check": "#455a64", "check failed": "#c62828", "measured": "#90a4ae"}
+_COLOURS = {
+    "reproduced": "#2e7d32",
+    "not reproduced": "#c62828",
+    "inconclusive": "#b26a00",
+    "check": "#455a64",
+    "check failed": "#c62828",
+    "measured": "#90a4ae",
+}
 
 
 class Line:
@@ -74,7 +93,9 @@ class Line:
 
     def __init__(self, kind, text, figures=None):
         if kind not in _COLOURS:
-            raise ValueError(f"kind must be one of {sorted(_COLOURS)}; got {kind!r}")
+            raise ValueError(
+                f"kind must be one of {sorted(_COLOURS)}; got {kind!r}"
+            )
         self.kind, self.text = kind, str(text)
         self.figures = None if figures is None else _figures(figures)
 
@@ -84,34 +105,42 @@ class Line:
     def __repr__(self):
         body = textwrap.fill(self._label() + self.text, WIDTH)
         if self.figures is not None:
-            body += "\n" + textwrap.fill(f"{MEASURED}{self.figures}]", WIDTH,
-                                         subsequent_indent="  ")
+            body += "\n" + textwrap.fill(
+                f"{MEASURED}{self.figures}]", WIDTH, subsequent_indent="  "
+            )
         return body
 
     def _repr_html_(self):
         label = self._label()
-        out = (f'<div style="border-left:4px solid {_COLOURS[self.kind]};padding:1px 8px;'
-               f'margin:4px 0">')
+        out = (
+            f'<div style="border-left:4px solid {_COLOURS[self.kind]};padding:1px 8px;'
+            f'margin:4px 0">'
+        )
         if label:
             out += f"<strong>{html.escape(label.strip())}</strong> "
         out += html.escape(self.text)
         if self.figures is not None:
-            out += (f' <span class="measured" style="color:#555">'
-                    f'[measured: {html.escape(self.figures)}]</span>')
+            out += (
+                f' <span class="measured" style="color:#555">'
+                f"[measured: {html.escape(self.figures)}]</span>"
+            )
         return out + "</div>"
 
 
 def _figures(figures):
     text = " ".join(str(figures).split())
     if "[" in text or "]" in text:
-        raise ValueError("measured figures must not contain '[' or ']' (the sanitizer's "
-                         "delimiters): use parentheses")
+        raise ValueError(
+            "measured figures must not contain '[' or ']' (the sanitizer's "
+            "delimiters): use parentheses"
+        )
     return text
 
 
 def show(line):
     """Display a :class:`Line` (a display_data output: HTML in the book, text for nbval)."""
     from IPython.display import display
+
     display(line)
 
 
@@ -119,9 +148,12 @@ def verdict(v):
     """Show a :class:`anode_utils.verdicts.Verdict`: its outcome, the claim, the part of the
     rule that decided (compared by nbval) and its figures (masked). Returns None."""
     from .verdicts import Verdict
+
     if not isinstance(v, Verdict):
-        raise ValueError(f"verdict() takes an anode_utils.verdicts.Verdict (decided by the book's "
-                         f"one rule); got {type(v).__name__}")
+        raise ValueError(
+            f"verdict() takes an anode_utils.verdicts.Verdict (decided by the book's "
+            f"one rule); got {type(v).__name__}"
+        )
     show(Line(v.outcome, f"{v.claim} ({v.reason}).", v.measured))
 
 
@@ -132,7 +164,13 @@ def check(statement, holds, figures=None):
     statement = str(statement)
     if not statement.strip():
         raise ValueError("statement must be a non-empty string")
-    show(Line("check" if bool(holds) else "check failed", statement + ".", figures))
+    show(
+        Line(
+            "check" if bool(holds) else "check failed",
+            statement + ".",
+            figures,
+        )
+    )
 
 
 def figures(label, text):
@@ -143,7 +181,11 @@ def figures(label, text):
 def measured(label, figures):
     """Print ``label [measured: figures]``: a line of exact figures that nbval does not compare."""
     tail = f"{MEASURED}{_text(figures)}]"
-    print(f"{label} {tail}" if len(label) + 1 + len(tail) <= WIDTH else f"{label}\n    {tail}")
+    print(
+        f"{label} {tail}"
+        if len(label) + 1 + len(tail) <= WIDTH
+        else f"{label}\n    {tail}"
+    )
 
 
 def markdown_table(header, rows, floatfmt=".3f"):
@@ -152,14 +194,24 @@ def markdown_table(header, rows, floatfmt=".3f"):
     header : column names; rows : sequences of cells (floats are formatted with ``floatfmt``,
     anything else with ``str``).
     """
+
     def cell(v):
         s = format(v, floatfmt) if isinstance(v, float) else str(v)
         return html.escape(s).replace("|", "\\|")
-    lines = [TABLE_MARK, "", "| " + " | ".join(cell(h) for h in header) + " |",
-             "|" + "|".join("---:" if i else ":---" for i in range(len(header))) + "|"]
+
+    lines = [
+        TABLE_MARK,
+        "",
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "|"
+        + "|".join("---:" if i else ":---" for i in range(len(header)))
+        + "|",
+    ]
     for row in rows:
         if len(row) != len(header):
-            raise ValueError(f"every row needs {len(header)} cells (one per header); got {len(row)}")
+            raise ValueError(
+                f"every row needs {len(header)} cells (one per header); got {len(row)}"
+            )
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -171,8 +223,22 @@ def table(header, rows, floatfmt=".3f"):
     from, so nbval compares only that the table is there. Returns None (see :func:`claim`).
     """
     from IPython.display import Markdown, display
+
     display(Markdown(markdown_table(header, rows, floatfmt)))
 
 
-__all__ = ["Line", "MEASURED", "SANITIZE_RULES", "TABLE_MARK", "WIDTH", "check", "claim", "figures",
-           "markdown_table", "measured", "show", "table", "verdict"]
+__all__ = [
+    "Line",
+    "MEASURED",
+    "SANITIZE_RULES",
+    "TABLE_MARK",
+    "WIDTH",
+    "check",
+    "claim",
+    "figures",
+    "markdown_table",
+    "measured",
+    "show",
+    "table",
+    "verdict",
+]

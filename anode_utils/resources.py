@@ -3,6 +3,7 @@
 They are package data (``anode_utils/results/``), so ``pip install`` brings them along: a
 chapter opened in Colab, or run from any folder, reads the same files as a clone does.
 """
+
 import pathlib
 from importlib import resources
 
@@ -20,18 +21,26 @@ def results_path(name):
     p = pathlib.Path(name)
     if p.suffix == ".json" and p.is_file():
         return p
-    ref = resources.files("anode_utils").joinpath("results", *p.with_suffix(".json").parts)
+    ref = resources.files("anode_utils").joinpath(
+        "results", *p.with_suffix(".json").parts
+    )
     path = pathlib.Path(str(ref))
     if not path.is_file():
         raise FileNotFoundError(
             f"no results file {name!r} in the package (looked at {path}); shipped: "
-            f"{', '.join(available_results()) or 'none'}. Pass a path to your own file instead.")
+            f"{', '.join(available_results()) or 'none'}. Pass a path to your own file instead."
+        )
     return path
 
 
 def available_results(folder=""):
     """Names of the shipped results files (in ``folder``, e.g. ``'images'``)."""
-    base = pathlib.Path(str(resources.files("anode_utils").joinpath("results", folder)))
+    base = pathlib.Path(
+        str(resources.files("anode_utils").joinpath("results", folder))
+    )
     if not base.is_dir():
         return []
-    return sorted(str((pathlib.Path(folder) / p.stem).as_posix()) for p in base.glob("*.json"))
+    return sorted(
+        str((pathlib.Path(folder) / p.stem).as_posix())
+        for p in base.glob("*.json")
+    )

@@ -5,6 +5,7 @@ floats rounded to a few significant digits before they are stored.
 Used by the library (toy and image results readers) and by both commands (``toy``,
 ``images``); it imports nothing from them.
 """
+
 import json
 import math
 import numbers
@@ -18,7 +19,11 @@ def round_sig(x, digits=5):
     """``x`` with every float rounded to ``digits`` significant digits, inside lists, tuples
     (returned as lists) and dicts too; NaN/inf become None (JSON has neither); None, booleans,
     integers and strings are returned as they are."""
-    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+    if (
+        isinstance(digits, bool)
+        or not isinstance(digits, numbers.Integral)
+        or digits < 1
+    ):
         raise ValueError(f"digits must be a positive integer; got {digits!r}")
     if x is None or isinstance(x, (bool, numbers.Integral, str)):
         return x
@@ -38,7 +43,9 @@ def write_text_atomic(path, text):
     share a temporary file, and a failed write removes its temporary file."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(
+        f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    )
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -56,9 +63,15 @@ def compact_json(obj):
     """``json.dumps(obj, indent=1)`` with each flat list (numbers, no strings or objects) on
     one line: a results file a few times smaller, still readable."""
     text = json.dumps(obj, indent=1)
-    return re.sub(r"\[([^\[\]{}\"]*)\]",
-                  lambda m: "[" + ",".join(v.strip() for v in m.group(1).split(",")) + "]"
-                  if m.group(1).strip() else "[]", text)
+    return re.sub(
+        r"\[([^\[\]{}\"]*)\]",
+        lambda m: (
+            "[" + ",".join(v.strip() for v in m.group(1).split(",")) + "]"
+            if m.group(1).strip()
+            else "[]"
+        ),
+        text,
+    )
 
 
 def write_results(path, results):
@@ -73,7 +86,11 @@ def read_json(path, advice="delete it, or pass another path"):
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column "
-                         f"{err.colno}); it is damaged or was cut short: {advice}") from None
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column "
+            f"{err.colno}); it is damaged or was cut short: {advice}"
+        ) from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a JSON text file (it holds binary data): {advice}") from None
+        raise ValueError(
+            f"{path} is not a JSON text file (it holds binary data): {advice}"
+        ) from None

@@ -14,6 +14,7 @@ which ``python -O`` removes): the torchdiffeq backend counts the field's evaluat
 up past ``max_num_steps`` steps' worth of them, and counts the adjoint's backward solve's
 steps through torchdiffeq's ``callback_step_adjoint``; the lean solver counts its own steps.
 """
+
 import dataclasses
 
 import torch
@@ -24,12 +25,30 @@ from .dopri5 import GaveUp, check_times, dopri5_outputs
 
 #: torchdiffeq's method names (version 0.2.x; its README lists them).
 TORCHDIFFEQ_METHODS = (
-    "adaptive_heun", "bosh3", "dopri5", "dopri8", "euler", "explicit_adams", "fehlberg2",
-    "fixed_adams", "heun2", "heun3", "implicit_adams", "midpoint", "rk4", "scipy_solver",
+    "adaptive_heun",
+    "bosh3",
+    "dopri5",
+    "dopri8",
+    "euler",
+    "explicit_adams",
+    "fehlberg2",
+    "fixed_adams",
+    "heun2",
+    "heun3",
+    "implicit_adams",
+    "midpoint",
+    "rk4",
+    "scipy_solver",
 )
 #: Methods that choose their own step size (and so accept ``max_num_steps``), with the most
 #: field evaluations one attempted step makes.
-STAGES = {"adaptive_heun": 2, "bosh3": 4, "dopri5": 6, "dopri8": 13, "fehlberg2": 3}
+STAGES = {
+    "adaptive_heun": 2,
+    "bosh3": 4,
+    "dopri5": 6,
+    "dopri8": 13,
+    "fehlberg2": 3,
+}
 ADAPTIVE_METHODS = frozenset(STAGES)
 
 
@@ -45,8 +64,11 @@ class _Watch:
         self.tensors = (*args, output)
         self.count += 1
         if self.limit is not None and self.count > self.limit:
-            raise GaveUp(f"max_num_steps exceeded: {self.count} evaluations of the field, more "
-                         f"than {self.limit}", self.tensors)
+            raise GaveUp(
+                f"max_num_steps exceeded: {self.count} evaluations of the field, more "
+                f"than {self.limit}",
+                self.tensors,
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +77,7 @@ class Backend:
     augmented state ``h0`` over ``times`` (a 1-d tensor) with ``block``'s settings and returns
     the trajectory (len(times), *h0.shape), or only its last state when ``last_only``; it raises
     :class:`~anode_utils.dopri5.GaveUp` when the solver gives up."""
+
     name: str
     methods: tuple
     adjoint: bool
@@ -66,7 +89,8 @@ class Backend:
         if method not in self.methods or (adjoint and not self.adjoint):
             raise ValueError(
                 f"backend={self.name!r} implements {self.description}; got method={method!r}, "
-                f"adjoint={adjoint}. Use backend='torchdiffeq' for other methods or the adjoint.")
+                f"adjoint={adjoint}. Use backend='torchdiffeq' for other methods or the adjoint."
+            )
 
 
 def _evaluation_limit(block, times):
@@ -75,7 +99,7 @@ def _evaluation_limit(block, times):
     at most ``STAGES[method]`` evaluations, plus the initial step's."""
     stages = STAGES.get(block.method)
     if stages is None:
-        return None   # a fixed grid: a known, finite number of steps
+        return None  # a fixed grid: a known, finite number of steps
     return (len(times) - 1) * block.max_num_steps * stages + 2 * stages
 
 
@@ -90,14 +114,17 @@ class _AdjointStepLimit:
         self.limit, self.count, self.chained = limit, 0, chained
 
     def restart(self, grad_outputs=None):
-        self.count = 0   # each backward pass through the solve (retain_graph) counts afresh
+        self.count = 0  # each backward pass through the solve (retain_graph) counts afresh
 
     def __call__(self, t0, y0, dt):
         self.count += 1
         if self.count > self.limit:
             from .ode import adjoint_gave_up
-            raise adjoint_gave_up(f"max_num_steps exceeded: {self.count} steps of the backward "
-                                  f"solve, more than {self.limit}")
+
+            raise adjoint_gave_up(
+                f"max_num_steps exceeded: {self.count} steps of the backward "
+                f"solve, more than {self.limit}"
+            )
         if self.chained is not None:
             self.chained(t0, y0, dt)
 
@@ -137,14 +164,28 @@ def _torchdiffeq_options(block):
 def _solve_torchdiffeq(block, h0, times, last_only=False):
     field = block.field
     watch = _Watch(_evaluation_limit(block, times))
-    hook = field.register_forward_hook(watch) if isinstance(field, nn.Module) else None
-    kwargs = dict(rtol=block.rtol, atol=block.atol, method=block.method,
-                  options=_torchdiffeq_options(block))
+    hook = (
+        field.register_forward_hook(watch)
+        if isinstance(field, nn.Module)
+        else None
+    )
+    kwargs = dict(
+        rtol=block.rtol,
+        atol=block.atol,
+        method=block.method,
+        options=_torchdiffeq_options(block),
+    )
     try:
         if block.adjoint:
-            out = _odeint_adjoint(block, h0, times, adjoint_rtol=block.adjoint_rtol,
-                                  adjoint_atol=block.adjoint_atol,
-                                  adjoint_options=_torchdiffeq_options(block), **kwargs)
+            out = _odeint_adjoint(
+                block,
+                h0,
+                times,
+                adjoint_rtol=block.adjoint_rtol,
+                adjoint_atol=block.adjoint_atol,
+                adjoint_options=_torchdiffeq_options(block),
+                **kwargs,
+            )
         else:
             out = odeint(field, h0, times, **kwargs)
     except AssertionError as err:
@@ -160,17 +201,33 @@ def _solve_torchdiffeq(block, h0, times, last_only=False):
 
 
 def _solve_lean(block, h0, times, last_only=False):
-    outs = dopri5_outputs(block.field, h0, check_times(times), block.rtol, block.atol,
-                          block.max_num_steps)
+    outs = dopri5_outputs(
+        block.field,
+        h0,
+        check_times(times),
+        block.rtol,
+        block.atol,
+        block.max_num_steps,
+    )
     # the end state alone costs no stack and select, nor their backward
     return outs[-1] if last_only else torch.stack(outs)
 
 
 #: Backend name -> :class:`Backend`; the one list of backend names (``tuple(BACKENDS)``).
 BACKENDS = {
-    "torchdiffeq": Backend("torchdiffeq", TORCHDIFFEQ_METHODS, True, _solve_torchdiffeq,
-                           "every torchdiffeq method, with or without the adjoint"),
-    "lean": Backend("lean", ("dopri5",), False, _solve_lean,
-                    "dopri5 with backpropagation through the solver"),
+    "torchdiffeq": Backend(
+        "torchdiffeq",
+        TORCHDIFFEQ_METHODS,
+        True,
+        _solve_torchdiffeq,
+        "every torchdiffeq method, with or without the adjoint",
+    ),
+    "lean": Backend(
+        "lean",
+        ("dopri5",),
+        False,
+        _solve_lean,
+        "dopri5 with backpropagation through the solver",
+    ),
 }
 BACKEND_NAMES = tuple(BACKENDS)

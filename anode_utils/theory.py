@@ -9,22 +9,31 @@ then uses its field and, for inputs of shape (batch, d), appends its p zero dime
 All functions solve with their own tolerances (default dopri5, rtol = atol = 1e-7), not
 the model's training tolerances, and leave the field's NFE counter as they found it.
 """
+
 import math
 
 import torch
 from torch import nn
 
-from ._checks import (check_batch, check_data, check_nonneg_int, check_pos_int, check_positive,
-                      check_solver)
-from .fields import CountingField
+from ._checks import (
+    check_batch,
+    check_data,
+    check_nonneg_int,
+    check_pos_int,
+    check_positive,
+    check_solver,
+)
 from .data import grid_2d
 from .dopri5 import check_times
+from .fields import CountingField
 from .ode import ODEBlock, augment
 from .regularizers import jacobian_trace
 
 #: Solver settings used unless overridden: accurate enough that numerical error is far
 #: below every tolerance the book states.
-SOLVER = dict(method="dopri5", rtol=1e-7, atol=1e-7, step_size=None, max_num_steps=100000)
+SOLVER = dict(
+    method="dopri5", rtol=1e-7, atol=1e-7, step_size=None, max_num_steps=100000
+)
 
 
 def _unpack(model):
@@ -34,9 +43,13 @@ def _unpack(model):
     block = getattr(model, "odeblock", None)
     if isinstance(block, ODEBlock):
         return block.field, block.augment_dim
-    if isinstance(model, nn.Module) and callable(getattr(model, "forward", None)):
+    if isinstance(model, nn.Module) and callable(
+        getattr(model, "forward", None)
+    ):
         return model, 0
-    raise ValueError(f"expected a vector field module, an ODEBlock or an ODENet; got {type(model).__name__}")
+    raise ValueError(
+        f"expected a vector field module, an ODEBlock or an ODENet; got {type(model).__name__}"
+    )
 
 
 def _state_dim(field, x, augment_dim):
@@ -51,21 +64,37 @@ def _initial_state(model, x, name="x"):
     """field, h0 of shape (batch, D): x is (batch, D) or (batch, D - p) (then zero-augmented)."""
     field, p = _unpack(model)
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        raise ValueError(f"{name} must be a torch.Tensor of shape (batch, dim); got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    check_data(x, name)   # NaN/inf or an empty batch: named here, not as a solver give-up
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape (batch, dim); got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
+    check_data(
+        x, name
+    )  # NaN/inf or an empty batch: named here, not as a solver give-up
     D = _state_dim(field, x, p)
     if x.shape[1] == D:
         return field, x
     if p and x.shape[1] == D - p:
         return field, augment(x, p)
-    raise ValueError(f"{name} must have shape (batch, {D})" + (f" or (batch, {D - p})" if p else "")
-                     + f" to match the field; got {tuple(x.shape)}")
+    raise ValueError(
+        f"{name} must have shape (batch, {D})"
+        + (f" or (batch, {D - p})" if p else "")
+        + f" to match the field; got {tuple(x.shape)}"
+    )
 
 
 def _block(field, dim, T, method, rtol, atol, step_size, max_num_steps):
-    return ODEBlock(field, data_dim=dim, augment_dim=0, T=T, method=method, rtol=rtol, atol=atol,
-                    step_size=step_size, max_num_steps=max_num_steps)
+    return ODEBlock(
+        field,
+        data_dim=dim,
+        augment_dim=0,
+        T=T,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        step_size=step_size,
+        max_num_steps=max_num_steps,
+    )
 
 
 def _solve(field, h0, times, solver):
@@ -73,11 +102,21 @@ def _solve(field, h0, times, solver):
     opts = dict(SOLVER, **solver)
     unknown = sorted(set(opts) - set(SOLVER))
     if unknown:
-        raise ValueError(f"unknown solver option(s) {', '.join(unknown)}; known: {', '.join(SOLVER)}")
+        raise ValueError(
+            f"unknown solver option(s) {', '.join(unknown)}; known: {', '.join(SOLVER)}"
+        )
     check_solver(opts["method"])
     T = float(abs(times[-1] - times[0])) or 1.0
-    block = _block(field, h0.shape[1], T, opts["method"], opts["rtol"], opts["atol"],
-                   opts["step_size"], opts["max_num_steps"])
+    block = _block(
+        field,
+        h0.shape[1],
+        T,
+        opts["method"],
+        opts["rtol"],
+        opts["atol"],
+        opts["step_size"],
+        opts["max_num_steps"],
+    )
     nfe = getattr(field, "nfe", None)
     try:
         return block.solve(h0, times)
@@ -91,7 +130,9 @@ def _times(times, T, dtype, device, start=0.0):
         return torch.tensor([start, T], dtype=dtype, device=device)
     t = torch.as_tensor(times, dtype=dtype, device=device)
     if t.dim() != 1 or len(t) < 2:
-        raise ValueError(f"times must be a 1-d sequence of at least 2 times; got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"times must be a 1-d sequence of at least 2 times; got shape {tuple(t.shape)}"
+        )
     check_times(t)
     return t
 
@@ -125,8 +166,10 @@ def invert(model, z, T=1.0, **solver):
         raise ValueError("z must be a torch.Tensor of shape (batch, D)")
     D = _state_dim(field, z, 0)
     if z.shape[1] != D:
-        raise ValueError(f"z must have shape (batch, {D}) (the full state, augmented dimensions "
-                         f"included); got {tuple(z.shape)}")
+        raise ValueError(
+            f"z must have shape (batch, {D}) (the full state, augmented dimensions "
+            f"included); got {tuple(z.shape)}"
+        )
     check_data(z, "z")
     t = torch.tensor([T, 0.0], dtype=z.dtype, device=z.device)
     return _solve(field, z, t, solver)[-1]
@@ -193,8 +236,10 @@ def autograd_jacobian(model, x, T=1.0, **solver):
     field, h0 = _initial_state(model, x)
     jacs = []
     for h in h0.detach():
+
         def phi(v):
             return flow(field, v[None], T, **solver)[0]
+
         jacs.append(torch.autograd.functional.jacobian(phi, h))
     return torch.stack(jacs)
 
@@ -219,12 +264,18 @@ class RotationField(CountingField):
         self.dim = check_pos_int("dim", dim)
         if self.dim < 2:
             raise ValueError(f"a rotation needs dim >= 2; got {dim}")
-        if isinstance(omega, bool) or not isinstance(omega, (int, float)) or not math.isfinite(omega):
+        if (
+            isinstance(omega, bool)
+            or not isinstance(omega, (int, float))
+            or not math.isfinite(omega)
+        ):
             raise ValueError(f"omega must be a finite number; got {omega!r}")
         self.omega = float(omega)
         i, j = (check_nonneg_int("plane index", k) for k in plane)
         if i == j or max(i, j) >= self.dim:
-            raise ValueError(f"plane must be two different coordinates < dim={dim}; got {plane}")
+            raise ValueError(
+                f"plane must be two different coordinates < dim={dim}; got {plane}"
+            )
         self.plane = (i, j)
 
     def forward(self, t, h):
@@ -252,28 +303,45 @@ class AnnulusLiftField(CountingField):
         super().__init__()
         self.data_dim = check_pos_int("dim", dim)
         self.dim = self.data_dim + 1
-        if not (isinstance(r1, (int, float)) and isinstance(r2, (int, float)) and 0 < r1 < r2):
-            raise ValueError(f"need radii 0 < r1 < r2; got r1={r1!r}, r2={r2!r}")
+        if not (
+            isinstance(r1, (int, float))
+            and isinstance(r2, (int, float))
+            and 0 < r1 < r2
+        ):
+            raise ValueError(
+                f"need radii 0 < r1 < r2; got r1={r1!r}, r2={r2!r}"
+            )
         if not (isinstance(T, (int, float)) and T > 0):
             raise ValueError(f"T must be a positive number; got {T!r}")
         self.r1, self.r2, self.T = float(r1), float(r2), float(T)
 
     def psi(self, r):
         """+1 on the ball, -1 outside radius r2, linear in between: r (batch,) -> (batch,)."""
-        return ((self.r1 + self.r2 - 2 * r) / (self.r2 - self.r1)).clamp(-1.0, 1.0)
+        return ((self.r1 + self.r2 - 2 * r) / (self.r2 - self.r1)).clamp(
+            -1.0, 1.0
+        )
 
     def forward(self, t, h):
         self.nfe += 1
-        r = h[:, :self.data_dim].norm(dim=1)
+        r = h[:, : self.data_dim].norm(dim=1)
         lift = -self.psi(r) / self.T
-        return torch.cat([torch.zeros_like(h[:, :self.data_dim]), lift[:, None]], dim=1)
+        return torch.cat(
+            [torch.zeros_like(h[:, : self.data_dim]), lift[:, None]], dim=1
+        )
 
 
 def annulus_lift_anode(dim, r1=0.5, r2=1.0, T=1.0, **solver):
     """The untrained ANODE of :class:`AnnulusLiftField`: an ``ODEBlock`` with one zero
     dimension appended; its output's last coordinate is g(x). x (batch, d) -> (batch, d + 1)."""
     from .ode import ODEBlock
-    return ODEBlock(AnnulusLiftField(dim, r1, r2, T), data_dim=dim, augment_dim=1, T=T, **solver)
+
+    return ODEBlock(
+        AnnulusLiftField(dim, r1, r2, T),
+        data_dim=dim,
+        augment_dim=1,
+        T=T,
+        **solver,
+    )
 
 
 def _isotonic(y):
@@ -300,13 +368,17 @@ def monotone_fit_bound(x, y):
     x = torch.as_tensor(x).reshape(-1)
     y = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
     if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y must hold the same, positive number of points; got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must hold the same, positive number of points; got {len(x)} and {len(y)}"
+        )
     ys = y[torch.argsort(x)].tolist()
-    best_mse = min(sum((a - b) ** 2 for a, b in zip(seq, _isotonic(seq))) / len(seq)
-                   for seq in (ys, [-v for v in ys]))
+    best_mse = min(
+        sum((a - b) ** 2 for a, b in zip(seq, _isotonic(seq))) / len(seq)
+        for seq in (ys, [-v for v in ys])
+    )
     n, pos = len(ys), sum(v > 0 for v in ys)
     best_acc, left_neg, left_pos = 0, 0, 0
-    for k in range(n + 1):   # threshold after the k-th smallest x
+    for k in range(n + 1):  # threshold after the k-th smallest x
         if k:
             left_neg += ys[k - 1] < 0
             left_pos += ys[k - 1] > 0
@@ -324,17 +396,23 @@ def order_changes(traj):
     traj = torch.as_tensor(traj).detach()
     if traj.dim() == 3:
         if traj.shape[2] != 1:
-            raise ValueError(f"order_changes needs 1-d trajectories; got state dim {traj.shape[2]}")
+            raise ValueError(
+                f"order_changes needs 1-d trajectories; got state dim {traj.shape[2]}"
+            )
         traj = traj[..., 0]
     if traj.dim() != 2 or traj.shape[0] < 2:
-        raise ValueError(f"traj must have shape (times >= 2, batch[, 1]); got {tuple(traj.shape)}")
+        raise ValueError(
+            f"traj must have shape (times >= 2, batch[, 1]); got {tuple(traj.shape)}"
+        )
     diff0 = torch.sign(traj[0][:, None] - traj[0][None, :])
     diffs = torch.sign(traj[:, :, None] - traj[:, None, :])
     return bool((diffs != diff0).any())
 
 
 @torch.no_grad()
-def vector_field_on_grid(field, t=0.0, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), num=21, dims=(0, 1)):
+def vector_field_on_grid(
+    field, t=0.0, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), num=21, dims=(0, 1)
+):
     """f(h, t) on a num x num grid of the plane ``dims`` (other coordinates 0).
 
     Returns X, Y, U, V as (num, num) tensors (U, V: the components along ``dims``).
@@ -343,7 +421,9 @@ def vector_field_on_grid(field, t=0.0, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), num=2
     num = check_pos_int("num", num)
     D = getattr(field, "dim", None)
     if D is None:
-        raise ValueError("vector_field_on_grid needs a field with a .dim attribute")
+        raise ValueError(
+            "vector_field_on_grid needs a field with a .dim attribute"
+        )
     xs, ys = torch.linspace(*xlim, num), torch.linspace(*ylim, num)
     Y, X = torch.meshgrid(ys, xs, indexing="ij")
     param = next(field.parameters(), None)
@@ -354,7 +434,12 @@ def vector_field_on_grid(field, t=0.0, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0), num=2
     v = field(torch.tensor(float(t), dtype=dtype), h)
     if nfe is not None:
         field.nfe = nfe
-    return X, Y, v[:, dims[0]].reshape(num, num), v[:, dims[1]].reshape(num, num)
+    return (
+        X,
+        Y,
+        v[:, dims[0]].reshape(num, num),
+        v[:, dims[1]].reshape(num, num),
+    )
 
 
 def disk_grid(r3=1.5, num=101):
@@ -387,7 +472,9 @@ def gap_analysis(model, r1=0.5, r2=1.0, r3=1.5, num=101, grid=None):
     for name, r in (("r1", r1), ("r2", r2), ("r3", r3)):
         check_positive(name, r)
     if not r1 < r2 <= r3:
-        raise ValueError(f"radii must satisfy 0 < r1 < r2 <= r3; got r1={r1}, r2={r2}, r3={r3}")
+        raise ValueError(
+            f"radii must satisfy 0 < r1 < r2 <= r3; got r1={r1}, r2={r2}, r3={r3}"
+        )
     x = disk_grid(r3, num) if grid is None else check_batch(grid, 2, "grid")
     param = next(model.parameters(), None)
     if param is not None:
@@ -397,22 +484,42 @@ def gap_analysis(model, r1=0.5, r2=1.0, r3=1.5, num=101, grid=None):
     g = torch.cat([model(xb).reshape(-1) for xb in torch.split(x, 2048)])
     model.train(was_training)
     from .nfe import reset_nfe
+
     reset_nfe(model)
     r = x.norm(dim=1)
-    masks = {"inner": r <= r1, "gap": (r > r1) & (r < r2), "annulus": (r >= r2) & (r <= r3)}
+    masks = {
+        "inner": r <= r1,
+        "gap": (r > r1) & (r < r2),
+        "annulus": (r >= r2) & (r <= r3),
+    }
     out = {"x": x, "g": g, **masks}
     for name, m in masks.items():
         out[f"n_{name}"] = int(m.sum())
         out[f"negative_{name}"] = int((m & (g < 0)).sum())
     out["wrong_inner"] = out["n_inner"] - out["negative_inner"]
     out["wrong_annulus"] = out["negative_annulus"]
-    frac = lambda a, b: a / b if b else math.nan
+
+    def frac(a, b):
+        return a / b if b else math.nan
+
     out["frac_wrong_inner"] = frac(out["wrong_inner"], out["n_inner"])
     out["frac_wrong_annulus"] = frac(out["wrong_annulus"], out["n_annulus"])
     out["frac_negative_gap"] = frac(out["negative_gap"], out["n_gap"])
     return out
 
 
-__all__ = ["SOLVER", "flow", "invert", "inversion_error", "LiouvilleField", "liouville_logdet",
-           "autograd_jacobian", "autograd_jacobian_det", "RotationField", "order_changes",
-           "vector_field_on_grid", "disk_grid", "gap_analysis"]
+__all__ = [
+    "SOLVER",
+    "flow",
+    "invert",
+    "inversion_error",
+    "LiouvilleField",
+    "liouville_logdet",
+    "autograd_jacobian",
+    "autograd_jacobian_det",
+    "RotationField",
+    "order_changes",
+    "vector_field_on_grid",
+    "disk_grid",
+    "gap_analysis",
+]

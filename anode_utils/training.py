@@ -1,4 +1,5 @@
 """Training loop that records loss, forward/backward NFE and accuracy at every iteration."""
+
 import dataclasses
 import math
 import warnings
@@ -7,13 +8,25 @@ import torch
 from torch import nn
 
 from . import distributed
-from ._checks import (check_batch, check_choice, check_data, check_nonneg, check_nonneg_int, check_pos_int,
-                      check_positive, float_dtype)
+from ._checks import (
+    check_batch,
+    check_choice,
+    check_data,
+    check_nonneg,
+    check_nonneg_int,
+    check_pos_int,
+    check_positive,
+    float_dtype,
+)
 from .data import batches
 from .nfe import counting_fields, read_and_reset_nfe, reset_nfe
 from .ode import SolverError, backward_guard
 
-LOSSES = {"mse": nn.MSELoss, "huber": nn.SmoothL1Loss, "cross_entropy": nn.CrossEntropyLoss}
+LOSSES = {
+    "mse": nn.MSELoss,
+    "huber": nn.SmoothL1Loss,
+    "cross_entropy": nn.CrossEntropyLoss,
+}
 #: The per-iteration series of a :class:`History` (and of the results files).
 SERIES = ("loss", "nfe_forward", "nfe_backward", "accuracy")
 
@@ -27,6 +40,7 @@ class History:
     val_loss, val_accuracy : one entry per epoch (when validation data was given)
     error : None, or the message of a solver failure or non-finite loss that stopped the run early
     """
+
     loss: list = dataclasses.field(default_factory=list)
     nfe_forward: list = dataclasses.field(default_factory=list)
     nfe_backward: list = dataclasses.field(default_factory=list)
@@ -41,7 +55,13 @@ class History:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(**{k: d[k] for k in (f.name for f in dataclasses.fields(cls)) if k in d})
+        return cls(
+            **{
+                k: d[k]
+                for k in (f.name for f in dataclasses.fields(cls))
+                if k in d
+            }
+        )
 
     def __len__(self):
         return len(self.loss)
@@ -50,14 +70,18 @@ class History:
         """Per-epoch means of a per-iteration series (``loss``, ``nfe_forward``, ...)."""
         values = getattr(self, key)
         ends = [0] + list(self.epoch_end)
-        return [sum(values[a:b]) / (b - a) for a, b in zip(ends, ends[1:]) if b > a]
+        return [
+            sum(values[a:b]) / (b - a) for a, b in zip(ends, ends[1:]) if b > a
+        ]
 
     def nfe_ratio(self):
         """Mean forward NFE over the last epoch divided by the mean over the first: how much
         more expensive the flow became during training (1 = no growth)."""
         means = self.epoch_means("nfe_forward")
         if len(means) < 2:
-            raise ValueError("nfe_ratio needs a history of at least two epochs")
+            raise ValueError(
+                "nfe_ratio needs a history of at least two epochs"
+            )
         return means[-1] / means[0]
 
 
@@ -74,9 +98,13 @@ class FeatureSnapshots:
         if isinstance(getattr(model, "data_dim", None), int):
             check_batch(probe, model.data_dim, "probe")
         if isinstance(at, (str, bytes)) or not hasattr(at, "__iter__"):
-            raise TypeError(f"at must be a list of iterations (0, 1, 2, ...); got {at!r}")
+            raise TypeError(
+                f"at must be a list of iterations (0, 1, 2, ...); got {at!r}"
+            )
         self.probe = probe
-        self.at = set(check_nonneg_int(f"at[{i}]", k) for i, k in enumerate(at))
+        self.at = set(
+            check_nonneg_int(f"at[{i}]", k) for i, k in enumerate(at)
+        )
         self.features = {}
         if 0 in self.at:
             self._take(model, 0)
@@ -101,14 +129,20 @@ def _check_xy(model, x, y, loss, names=("x", "y")):
     dtype = float_dtype(model)
     check_data(x, names[0], dtype)
     if not isinstance(y, torch.Tensor):
-        raise ValueError(f"{names[1]} must be a torch.Tensor; got {type(y).__name__}")
+        raise ValueError(
+            f"{names[1]} must be a torch.Tensor; got {type(y).__name__}"
+        )
     if len(x) != len(y):
-        raise ValueError(f"{names[0]} and {names[1]} must hold the same number of points; "
-                         f"got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"{names[0]} and {names[1]} must hold the same number of points; "
+            f"got {len(x)} and {len(y)}"
+        )
     if loss == "cross_entropy" and not y.is_floating_point():
         if y.dtype != torch.long:
-            raise ValueError(f"{names[1]} holds class indices of dtype {y.dtype}; cross_entropy needs "
-                             f"torch.long ({names[1]}.long())")
+            raise ValueError(
+                f"{names[1]} holds class indices of dtype {y.dtype}; cross_entropy needs "
+                f"torch.long ({names[1]}.long())"
+            )
         check_data(y, names[1])
     else:
         check_data(y, names[1], dtype)
@@ -118,9 +152,11 @@ def _check_pred(pred, y, loss, name="y"):
     """Regression losses must not broadcast: (n, 2) outputs against (n, 1) targets would
     silently train on a meaningless loss."""
     if loss != "cross_entropy" and pred.shape != y.shape:
-        raise ValueError(f"the model's output has shape {tuple(pred.shape)} but {name} has shape "
-                         f"{tuple(y.shape)}; give targets of the output's shape (or change the "
-                         f"model's output_dim/readout)")
+        raise ValueError(
+            f"the model's output has shape {tuple(pred.shape)} but {name} has shape "
+            f"{tuple(y.shape)}; give targets of the output's shape (or change the "
+            f"model's output_dim/readout)"
+        )
 
 
 def _accuracy(pred, y, loss):
@@ -159,7 +195,10 @@ def evaluate(model, x, y, loss="mse", batch_size=1024):
 def _mean_over_processes(values, device):
     """Average a few logged numbers over the processes of a torch.distributed group."""
     import torch.distributed as dist
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+
+    t = torch.tensor(
+        [float(v) for v in values], dtype=torch.float64, device=device
+    )
     dist.all_reduce(t)
     t /= dist.get_world_size()
     return t.tolist()
@@ -171,14 +210,20 @@ def _stop_if_not_finite(objective, iteration):
     if not bool(torch.isfinite(objective.detach())):
         raise NonFiniteLossError(
             f"the loss became non-finite ({objective.item()}) at iteration {iteration}; the step "
-            f"was not taken. Lower the learning rate, add weight decay, or check the data")
+            f"was not taken. Lower the learning rate, add weight decay, or check the data"
+        )
 
 
 def _stop_if_params_not_finite(model, iterations):
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point()):
+    if not all(
+        bool(torch.isfinite(p).all())
+        for p in model.parameters()
+        if p.is_floating_point()
+    ):
         raise NonFiniteLossError(
             f"the parameters became non-finite (NaN/inf) after iteration {iterations}. Lower the "
-            f"learning rate, add weight decay, or check the data")
+            f"learning rate, add weight decay, or check the data"
+        )
 
 
 @dataclasses.dataclass
@@ -192,6 +237,7 @@ class Resume:
     max_iterations : stop once the history holds this many iterations (the whole run's
         budget, over all its pieces); None for no limit.
     """
+
     history: History = dataclasses.field(default_factory=History)
     max_iterations: int = None
 
@@ -202,11 +248,14 @@ class ProgressBar:
 
     def __init__(self, total=None, desc="train"):
         from tqdm.auto import tqdm
+
         self.bar = tqdm(total=total, desc=desc, leave=False)
 
     def __call__(self, model, history):
         self.bar.update()
-        self.bar.set_postfix(loss=f"{history.loss[-1]:.3f}", nfe=history.nfe_forward[-1])
+        self.bar.set_postfix(
+            loss=f"{history.loss[-1]:.3f}", nfe=history.nfe_forward[-1]
+        )
 
     def close(self):
         self.bar.close()
@@ -218,8 +267,23 @@ class ProgressBar:
         self.close()
 
 
-def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, loss="mse",
-          seed=0, val=None, callback=None, optimizer=None, resume=None, shard=None):
+def train(
+    model,
+    x,
+    y,
+    *,
+    epochs=10,
+    batch_size=64,
+    lr=1e-3,
+    weight_decay=0.0,
+    loss="mse",
+    seed=0,
+    val=None,
+    callback=None,
+    optimizer=None,
+    resume=None,
+    shard=None,
+):
     """Train ``model`` on (x, y) with ``torch.optim.Adam`` and return a :class:`History`.
 
     x : (n, d) inputs; y : (n, k) targets (``loss='mse'`` or ``'huber'``) or (n,) class
@@ -249,7 +313,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     ``history.error``); a last global batch with fewer items than processes is dropped.
     Logged loss/accuracy are the global batch's, NFE the mean over processes.
     """
-    resume = _check_options(epochs, batch_size, lr, weight_decay, loss, seed, resume)
+    resume = _check_options(
+        epochs, batch_size, lr, weight_decay, loss, seed, resume
+    )
     callbacks = _check_callbacks(callback)
     _check_optimizer(optimizer)
     parallel = distributed.is_parallel(shard)
@@ -259,8 +325,9 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
     loss_fn = LOSSES[loss]()
     if optimizer is None:
         # foreach=True on the CPU too: the stored runs were trained with this arithmetic
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                     foreach=True)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=lr, weight_decay=weight_decay, foreach=True
+        )
     gen = torch.Generator().manual_seed(int(seed))
     model.train()
     reset_nfe(model)
@@ -270,39 +337,69 @@ def train(model, x, y, *, epochs=10, batch_size=64, lr=1e-3, weight_decay=0.0, l
         distributed.broadcast_parameters(model)
     it = 0
     try:
-        if parallel:  # bad data on one process must stop all of them, not hang the rest
+        if (
+            parallel
+        ):  # bad data on one process must stop all of them, not hang the rest
             distributed.agree_on_failure(data_error, device, 0)
         for _ in range(epochs):
             for xb, yb, weight in _batches(x, y, batch_size, gen, shard):
-                if max_iterations is not None and len(history) >= max_iterations:
+                if (
+                    max_iterations is not None
+                    and len(history) >= max_iterations
+                ):
                     break
                 it += 1
                 if it <= start_iteration:
                     continue  # done before the interruption this run resumes
-                if parallel:  # processes agree on failures before exchanging gradients
+                if (
+                    parallel
+                ):  # processes agree on failures before exchanging gradients
                     pred, batch_loss, nfe_f, nfe_b = distributed.train_step(
-                        model, optimizer, loss_fn, xb, yb, weight, it)
+                        model, optimizer, loss_fn, xb, yb, weight, it
+                    )
                 else:
                     pred, batch_loss, nfe_f, nfe_b = _train_step(
-                        model, optimizer, loss_fn, loss, xb, yb, fields, len(history) + 1)
-                record = [batch_loss.item(), nfe_f, nfe_b, _accuracy(pred.detach(), yb, loss)]
-                if parallel:  # slice-weighted: the global batch's loss and accuracy
+                        model,
+                        optimizer,
+                        loss_fn,
+                        loss,
+                        xb,
+                        yb,
+                        fields,
+                        len(history) + 1,
+                    )
+                record = [
+                    batch_loss.item(),
+                    nfe_f,
+                    nfe_b,
+                    _accuracy(pred.detach(), yb, loss),
+                ]
+                if (
+                    parallel
+                ):  # slice-weighted: the global batch's loss and accuracy
                     record = _mean_over_processes(
-                        [record[0] * weight, nfe_f, nfe_b, record[3] * weight], batch_loss.device)
+                        [record[0] * weight, nfe_f, nfe_b, record[3] * weight],
+                        batch_loss.device,
+                    )
                 for key, value in zip(SERIES, record):
                     getattr(history, key).append(value)
                 if callbacks:
                     for cb in callbacks:
                         cb(model, history)
-                    read_and_reset_nfe(model, fields)   # their solves are not training's
+                    read_and_reset_nfe(
+                        model, fields
+                    )  # their solves are not training's
             else:
                 _end_epoch(model, history, it, val, loss, parallel, device)
                 continue
             _stop_if_params_not_finite(model, len(history))
-            break   # max_iterations reached
+            break  # max_iterations reached
     except (SolverError, NonFiniteLossError) as err:
         history.error = str(err)
-        warnings.warn(f"training stopped after {len(history.loss)} iterations: {err}", RuntimeWarning)
+        warnings.warn(
+            f"training stopped after {len(history.loss)} iterations: {err}",
+            RuntimeWarning,
+        )
     return history
 
 
@@ -317,10 +414,14 @@ def _check_options(epochs, batch_size, lr, weight_decay, loss, seed, resume):
     if resume is None:
         return Resume()
     if not isinstance(resume, Resume):
-        raise TypeError(f"resume must be a Resume(history, max_iterations) or None; "
-                        f"got {type(resume).__name__}")
+        raise TypeError(
+            f"resume must be a Resume(history, max_iterations) or None; "
+            f"got {type(resume).__name__}"
+        )
     if not isinstance(resume.history, History):
-        raise TypeError(f"resume.history must be a History; got {type(resume.history).__name__}")
+        raise TypeError(
+            f"resume.history must be a History; got {type(resume.history).__name__}"
+        )
     if resume.max_iterations is not None:
         check_nonneg_int("resume.max_iterations", resume.max_iterations)
     return resume
@@ -328,19 +429,36 @@ def _check_options(epochs, batch_size, lr, weight_decay, loss, seed, resume):
 
 def _check_callbacks(callback):
     """``callback``: None, a callable or a list/tuple of callables; returns a list."""
-    callbacks = [] if callback is None else (
-        list(callback) if isinstance(callback, (list, tuple)) else [callback])
+    callbacks = (
+        []
+        if callback is None
+        else (
+            list(callback)
+            if isinstance(callback, (list, tuple))
+            else [callback]
+        )
+    )
     for i, cb in enumerate(callbacks):
         if not callable(cb):
-            name = "callback" if not isinstance(callback, (list, tuple)) else f"callback[{i}]"
-            raise TypeError(f"{name} must be callable as f(model, history); got {type(cb).__name__}")
+            name = (
+                "callback"
+                if not isinstance(callback, (list, tuple))
+                else f"callback[{i}]"
+            )
+            raise TypeError(
+                f"{name} must be callable as f(model, history); got {type(cb).__name__}"
+            )
     return callbacks
 
 
 def _check_optimizer(optimizer):
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None; "
-                        f"got {type(optimizer).__name__}")
+    if optimizer is not None and not isinstance(
+        optimizer, torch.optim.Optimizer
+    ):
+        raise TypeError(
+            f"optimizer must be a torch.optim.Optimizer or None; "
+            f"got {type(optimizer).__name__}"
+        )
 
 
 def _check_data(model, x, y, val, loss, raise_now=True):
@@ -351,7 +469,9 @@ def _check_data(model, x, y, val, loss, raise_now=True):
         if val is not None:
             if not isinstance(val, (tuple, list)) or len(val) != 2:
                 raise ValueError("val must be a pair (x_val, y_val)")
-            _check_xy(model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)"))
+            _check_xy(
+                model, *val, loss, names=("val[0] (x_val)", "val[1] (y_val)")
+            )
     except ValueError as err:
         if raise_now:
             raise

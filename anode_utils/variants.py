@@ -4,6 +4,7 @@ Both keep the interface of :class:`~anode_utils.models.ODENet` (``odeblock``, ``
 ``features``, ``trajectory``, ``forward``), so training, NFE counting and plots work
 unchanged.
 """
+
 import torch
 from torch import nn
 
@@ -28,9 +29,12 @@ class _FlowModel(nn.Module):
     def trajectory(self, x, times):
         """(batch, data_dim) -> (len(times), batch, state_dim)."""
         from ._checks import check_batch, check_data, float_dtype
+
         check_data(check_batch(x, self.data_dim), "x", float_dtype(self))
         h0 = self.initial_state(x)
-        return self.odeblock.solve(h0, torch.as_tensor(times, dtype=x.dtype, device=x.device))
+        return self.odeblock.solve(
+            h0, torch.as_tensor(times, dtype=x.dtype, device=x.device)
+        )
 
     def forward(self, x):
         return self.readout(self.features(x))
@@ -43,8 +47,15 @@ class LearnedAugmentODENet(_FlowModel):
     training may move the lift away from zero. Shapes: x (batch, d) -> (batch, output_dim).
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, augment_dim=1, time_dependent=True,
-                 **solver):
+    def __init__(
+        self,
+        data_dim,
+        output_dim=1,
+        hidden_dim=32,
+        augment_dim=1,
+        time_dependent=True,
+        **solver,
+    ):
         super().__init__()
         self.data_dim = check_pos_int("data_dim", data_dim)
         self.augment_dim = check_pos_int("augment_dim", augment_dim)
@@ -52,8 +63,12 @@ class LearnedAugmentODENet(_FlowModel):
         self.lift = nn.Linear(data_dim, augment_dim)
         nn.init.zeros_(self.lift.weight)
         nn.init.zeros_(self.lift.bias)
-        self.odeblock = ODEBlock(MLPField(dim, hidden_dim, time_dependent=time_dependent), dim, 0,
-                                 **solver)
+        self.odeblock = ODEBlock(
+            MLPField(dim, hidden_dim, time_dependent=time_dependent),
+            dim,
+            0,
+            **solver,
+        )
         self.readout = nn.Linear(dim, check_pos_int("output_dim", output_dim))
 
     def initial_state(self, x):
@@ -64,22 +79,30 @@ class SecondOrderField(CountingField):
     """Second-order dynamics d^2h/dt^2 = g(h, v, t) as a first-order system on z = [h, v]:
     dz/dt = [v, g(h, v, t)]. ``forward(t, z)``: z (batch, 2d) -> (batch, 2d)."""
 
-    def __init__(self, data_dim, hidden_dim=32, time_dependent=True, activation="relu"):
+    def __init__(
+        self, data_dim, hidden_dim=32, time_dependent=True, activation="relu"
+    ):
         super().__init__()
         self.data_dim = data_dim
         self.dim = 2 * data_dim
         self.time_dependent = time_dependent
         act = ACTIVATIONS[activation]
-        self.net = nn.Sequential(nn.Linear(2 * data_dim + int(time_dependent), hidden_dim), act(),
-                                 nn.Linear(hidden_dim, hidden_dim), act(),
-                                 nn.Linear(hidden_dim, data_dim))
+        self.net = nn.Sequential(
+            nn.Linear(2 * data_dim + int(time_dependent), hidden_dim),
+            act(),
+            nn.Linear(hidden_dim, hidden_dim),
+            act(),
+            nn.Linear(hidden_dim, data_dim),
+        )
 
     def forward(self, t, z):
         self.nfe += 1
         inp = z
         if self.time_dependent:
-            inp = torch.cat([t.to(z).reshape(1, 1).expand(z.shape[0], 1), z], dim=1)
-        return torch.cat([z[:, self.data_dim:], self.net(inp)], dim=1)
+            inp = torch.cat(
+                [t.to(z).reshape(1, 1).expand(z.shape[0], 1), z], dim=1
+            )
+        return torch.cat([z[:, self.data_dim :], self.net(inp)], dim=1)
 
 
 class SecondOrderODENet(_FlowModel):
@@ -93,25 +116,43 @@ class SecondOrderODENet(_FlowModel):
     Shapes: x (batch, d) -> (batch, output_dim).
     """
 
-    def __init__(self, data_dim, output_dim=1, hidden_dim=32, time_dependent=True,
-                 initial_velocity="learned", readout="position", **solver):
+    def __init__(
+        self,
+        data_dim,
+        output_dim=1,
+        hidden_dim=32,
+        time_dependent=True,
+        initial_velocity="learned",
+        readout="position",
+        **solver,
+    ):
         super().__init__()
         self.data_dim = check_pos_int("data_dim", data_dim)
         self.augment_dim = data_dim
         if initial_velocity not in ("learned", "zero"):
-            raise ValueError(f"initial_velocity must be 'learned' or 'zero'; got {initial_velocity!r}")
+            raise ValueError(
+                f"initial_velocity must be 'learned' or 'zero'; got {initial_velocity!r}"
+            )
         if readout not in ("position", "state"):
-            raise ValueError(f"readout must be 'position' or 'state'; got {readout!r}")
-        self.odeblock = ODEBlock(SecondOrderField(data_dim, hidden_dim, time_dependent),
-                                 2 * data_dim, 0, **solver)
+            raise ValueError(
+                f"readout must be 'position' or 'state'; got {readout!r}"
+            )
+        self.odeblock = ODEBlock(
+            SecondOrderField(data_dim, hidden_dim, time_dependent),
+            2 * data_dim,
+            0,
+            **solver,
+        )
         self.velocity = None
         if initial_velocity == "learned":
             self.velocity = nn.Linear(data_dim, data_dim)
             nn.init.zeros_(self.velocity.weight)
             nn.init.zeros_(self.velocity.bias)
         self.read_position = readout == "position"
-        self.readout = nn.Linear(data_dim if self.read_position else 2 * data_dim,
-                                 check_pos_int("output_dim", output_dim))
+        self.readout = nn.Linear(
+            data_dim if self.read_position else 2 * data_dim,
+            check_pos_int("output_dim", output_dim),
+        )
 
     def initial_state(self, x):
         v0 = torch.zeros_like(x) if self.velocity is None else self.velocity(x)
@@ -119,7 +160,7 @@ class SecondOrderODENet(_FlowModel):
 
     def forward(self, x):
         z = self.features(x)
-        return self.readout(z[:, :self.data_dim] if self.read_position else z)
+        return self.readout(z[:, : self.data_dim] if self.read_position else z)
 
 
 def matched_hidden_dim(build, target_params, lo=2, hi=512):
@@ -128,7 +169,9 @@ def matched_hidden_dim(build, target_params, lo=2, hi=512):
     Used to compare augmentation variants at (nearly) equal parameter counts.
     """
     if not callable(build):
-        raise TypeError(f"build must be callable as build(hidden_dim) -> model; got {type(build).__name__}")
+        raise TypeError(
+            f"build must be callable as build(hidden_dim) -> model; got {type(build).__name__}"
+        )
     check_pos_int("target_params", target_params)
     lo, hi = check_pos_int("lo", lo), check_pos_int("hi", hi)
     if lo > hi:
@@ -140,6 +183,8 @@ def matched_hidden_dim(build, target_params, lo=2, hi=512):
             break
         best = h
     if best is None:
-        raise ValueError(f"no hidden width in [{lo}, {hi}] gives <= target_params="
-                         f"{target_params} parameters")
+        raise ValueError(
+            f"no hidden width in [{lo}, {hi}] gives <= target_params="
+            f"{target_params} parameters"
+        )
     return best

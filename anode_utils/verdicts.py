@@ -19,6 +19,7 @@ Standard errors use sample standard deviations (ddof = 1); for two models the st
 error of the difference of independent means, ``sqrt(s_a^2/n_a + s_b^2/n_b)``. Ties in the
 pair count count one half.
 """
+
 import dataclasses
 import math
 
@@ -54,15 +55,19 @@ class Verdict:
 
 def _values(name, values):
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ValueError(f"{name} must be a sequence of per-seed numbers; got {values!r}")
+        raise ValueError(
+            f"{name} must be a sequence of per-seed numbers; got {values!r}"
+        )
     out = []
     for v in values:
         v = float(v) if v is not None else math.nan
         out.append(v)
     finite = [v for v in out if math.isfinite(v)]
     if len(finite) < len(out):
-        raise ValueError(f"{name} holds {len(out) - len(finite)} non-finite value(s); a seed "
-                         f"that failed must be reported, not averaged: drop it and say so")
+        raise ValueError(
+            f"{name} holds {len(out) - len(finite)} non-finite value(s); a seed "
+            f"that failed must be reported, not averaged: drop it and say so"
+        )
     return finite
 
 
@@ -82,26 +87,43 @@ def _mean(v):
 
 def _undecidable(claim, cannot_decide, counts, measured):
     if cannot_decide is not None:
-        return Verdict(claim, INCONCLUSIVE, _check_text("cannot_decide", cannot_decide), measured)
+        return Verdict(
+            claim,
+            INCONCLUSIVE,
+            _check_text("cannot_decide", cannot_decide),
+            measured,
+        )
     if min(counts) < MIN_SEEDS:
-        return Verdict(claim, INCONCLUSIVE, f"fewer than {MIN_SEEDS} seeds", measured)
+        return Verdict(
+            claim, INCONCLUSIVE, f"fewer than {MIN_SEEDS} seeds", measured
+        )
     return None
 
 
 def _decide(claim, diff, se, share, measured, what):
     # the reason names the part of the rule that decided, not the figures (those are measured)
     if diff > Z * se and share >= MIN_SHARE:
-        return Verdict(claim, REPRODUCED, f"{what} beyond {Z:g} SE and at least "
-                       f"{MIN_SHARE:.0%} of seed comparisons agree", measured)
+        return Verdict(
+            claim,
+            REPRODUCED,
+            f"{what} beyond {Z:g} SE and at least "
+            f"{MIN_SHARE:.0%} of seed comparisons agree",
+            measured,
+        )
     if diff <= Z * se:
-        reason = (f"{what} within {Z:g} SE" if diff > -Z * se
-                  else f"{what} beyond {Z:g} SE the other way")
+        reason = (
+            f"{what} within {Z:g} SE"
+            if diff > -Z * se
+            else f"{what} beyond {Z:g} SE the other way"
+        )
     else:
         reason = f"fewer than {MIN_SHARE:.0%} of seed comparisons agree"
     return Verdict(claim, NOT_REPRODUCED, reason, measured)
 
 
-def compare(claim, a, b, direction="lower", cannot_decide=None, label=("A", "B")):
+def compare(
+    claim, a, b, direction="lower", cannot_decide=None, label=("A", "B")
+):
     """Decide "metric of A is ``direction`` than B's" over seeds (see the module docstring).
 
     a, b : per-seed values of the two models (any lengths; not paired by seed number)
@@ -111,30 +133,47 @@ def compare(claim, a, b, direction="lower", cannot_decide=None, label=("A", "B")
     """
     claim = _check_text("claim", claim)
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'lower' or 'higher'; got {direction!r}")
+        raise ValueError(
+            f"direction must be 'lower' or 'higher'; got {direction!r}"
+        )
     a, b = _values("a", a), _values("b", b)
     if not a or not b:
         raise ValueError("a and b need at least one value each")
     sign = 1.0 if direction == "lower" else -1.0
     diff = sign * (_mean(b) - _mean(a))
     se = standard_error(a, b) if min(len(a), len(b)) >= 2 else math.inf
-    wins = sum(1.0 if sign * (bj - ai) > 0 else 0.5 if bj == ai else 0.0 for ai in a for bj in b)
+    wins = sum(
+        1.0 if sign * (bj - ai) > 0 else 0.5 if bj == ai else 0.0
+        for ai in a
+        for bj in b
+    )
     share = wins / (len(a) * len(b))
-    measured = (f"{label[0]} {_fmt(_mean(a))}, {label[1]} {_fmt(_mean(b))} (means of "
-                f"{len(a)} and {len(b)} seeds); difference {_fmt(_mean(a) - _mean(b))}, "
-                f"SE {_fmt(se)}; {share:.0%} of seed pairs agree")
-    return (_undecidable(claim, cannot_decide, (len(a), len(b)), measured)
-            or _decide(claim, diff, se, share, measured, "difference"))
+    measured = (
+        f"{label[0]} {_fmt(_mean(a))}, {label[1]} {_fmt(_mean(b))} (means of "
+        f"{len(a)} and {len(b)} seeds); difference {_fmt(_mean(a) - _mean(b))}, "
+        f"SE {_fmt(se)}; {share:.0%} of seed pairs agree"
+    )
+    return _undecidable(
+        claim, cannot_decide, (len(a), len(b)), measured
+    ) or _decide(claim, diff, se, share, measured, "difference")
 
 
-def bound(claim, values, limit, direction="lower", cannot_decide=None, label="mean"):
+def bound(
+    claim, values, limit, direction="lower", cannot_decide=None, label="mean"
+):
     """Decide "the metric is ``direction`` than ``limit``" over seeds: the mean beyond the
     bound by more than Z standard errors of the mean, and at least MIN_SHARE of the seeds
     beyond it (see the module docstring)."""
     claim = _check_text("claim", claim)
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be 'lower' or 'higher'; got {direction!r}")
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
+        raise ValueError(
+            f"direction must be 'lower' or 'higher'; got {direction!r}"
+        )
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, (int, float))
+        or not math.isfinite(limit)
+    ):
         raise ValueError(f"limit must be a finite number; got {limit!r}")
     v = _values("values", values)
     if not v:
@@ -143,11 +182,14 @@ def bound(claim, values, limit, direction="lower", cannot_decide=None, label="me
     diff = sign * (limit - _mean(v))
     se = standard_error(v) if len(v) >= 2 else math.inf
     share = sum(1.0 if sign * (limit - x) > 0 else 0.0 for x in v) / len(v)
-    measured = (f"{label} {_fmt(_mean(v))} over {len(v)} seeds (range {_fmt(min(v))} to "
-                f"{_fmt(max(v))}), SE {_fmt(se)}; bound {_fmt(limit)}; {share:.0%} of seeds "
-                f"{'below' if sign > 0 else 'above'} it")
-    return (_undecidable(claim, cannot_decide, (len(v),), measured)
-            or _decide(claim, diff, se, share, measured, "distance to the bound"))
+    measured = (
+        f"{label} {_fmt(_mean(v))} over {len(v)} seeds (range {_fmt(min(v))} to "
+        f"{_fmt(max(v))}), SE {_fmt(se)}; bound {_fmt(limit)}; {share:.0%} of seeds "
+        f"{'below' if sign > 0 else 'above'} it"
+    )
+    return _undecidable(claim, cannot_decide, (len(v),), measured) or _decide(
+        claim, diff, se, share, measured, "distance to the bound"
+    )
 
 
 def count(verdicts):
@@ -155,10 +197,24 @@ def count(verdicts):
     out = {o: 0 for o in OUTCOMES}
     for v in verdicts:
         if not isinstance(v, Verdict):
-            raise ValueError(f"count takes Verdict objects; got {type(v).__name__}")
+            raise ValueError(
+                f"count takes Verdict objects; got {type(v).__name__}"
+            )
         out[v.outcome] += 1
     return out
 
 
-__all__ = ["DIRECTIONS", "INCONCLUSIVE", "MIN_SEEDS", "MIN_SHARE", "NOT_REPRODUCED", "OUTCOMES",
-           "REPRODUCED", "Verdict", "Z", "bound", "compare", "count"]
+__all__ = [
+    "DIRECTIONS",
+    "INCONCLUSIVE",
+    "MIN_SEEDS",
+    "MIN_SHARE",
+    "NOT_REPRODUCED",
+    "OUTCOMES",
+    "REPRODUCED",
+    "Verdict",
+    "Z",
+    "bound",
+    "compare",
+    "count",
+]

@@ -22,6 +22,7 @@ the script checks that their NFE agree. Medians over iterations. One CPU thread.
 this process's CPU time (``time.process_time``; ``--clock wall`` for wall-clock time): on a
 shared machine, waiting for a core inflates wall-clock times but not CPU time.
 """
+
 import argparse
 import copy
 import statistics
@@ -33,6 +34,7 @@ import anode_utils as au
 from anode_utils.data import batches
 from anode_utils.fields import CountingField
 from anode_utils.solvers import BACKEND_NAMES as TOY_BACKENDS
+
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 _clock = CLOCKS["cpu"]
 
@@ -46,11 +48,17 @@ class CompiledField(CountingField):
         super().__init__()
         if not isinstance(field, au.MLPField):
             raise TypeError("CompiledField wraps an MLPField")
-        self.dim, self.net, self.time_dependent = field.dim, field.net, field.time_dependent
+        self.dim, self.net, self.time_dependent = (
+            field.dim,
+            field.net,
+            field.time_dependent,
+        )
 
         def body(t, h):
             if self.time_dependent:
-                h = torch.cat([t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1)
+                h = torch.cat(
+                    [t.to(h).reshape(1, 1).expand(h.shape[0], 1), h], dim=1
+                )
             return self.net(h)
 
         self.body = torch.compile(body, dynamic=False)
@@ -65,7 +73,10 @@ def _record_inputs(model, xb):
     field = model.field
     calls = []
     hook = field.register_forward_pre_hook(
-        lambda m, args: calls.append((args[0].detach().clone(), args[1].detach().clone())))
+        lambda m, args: calls.append(
+            (args[0].detach().clone(), args[1].detach().clone())
+        )
+    )
     try:
         with torch.no_grad():
             model(xb)
@@ -83,7 +94,9 @@ def _replay(field, calls, backward=True):
     (``autograd.grad``: nothing is accumulated into ``.grad``)."""
     hs = [h.requires_grad_() for _, h in calls]
     params = [p for p in field.parameters() if p.requires_grad]
-    grads = [torch.ones_like(h) for h in hs]   # a field's output has its input's shape
+    grads = [
+        torch.ones_like(h) for h in hs
+    ]  # a field's output has its input's shape
     t0 = _clock()
     outs = [field(t, h) for (t, _), h in zip(calls, hs)]
     if backward:
@@ -112,7 +125,15 @@ def _time_field_calls(field):
 class Runner:
     """One backend's model and optimizer, stepped and timed phase by phase."""
 
-    def __init__(self, name, model, loss_fn, lr=1e-3, memory_format=None, fused_adam=False):
+    def __init__(
+        self,
+        name,
+        model,
+        loss_fn,
+        lr=1e-3,
+        memory_format=None,
+        fused_adam=False,
+    ):
         self.name, self.model, self.loss_fn = name, model, loss_fn
         self.memory_format = memory_format
         if memory_format is not None:
@@ -120,8 +141,11 @@ class Runner:
         # Adam as anode_utils.train builds it (foreach); fused: torch's one
         # kernel over all parameters, the same update rounded differently, so the weights drift
         # apart from the other run's by rounding
-        self.opt = (torch.optim.Adam(model.parameters(), lr=lr, fused=True) if fused_adam
-                    else torch.optim.Adam(model.parameters(), lr=lr, foreach=True))
+        self.opt = (
+            torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+            if fused_adam
+            else torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+        )
         self.rows = []
 
     def step(self, xb, yb, replay=True):
@@ -139,8 +163,13 @@ class Runner:
         self.opt.step()
         t3 = _clock()
         nfe = au.read_and_reset_nfe(model)
-        row = {"step": t3 - t0, "forward": t1 - t0, "backward": t2 - t1, "optimizer": t3 - t2,
-               "nfe": nfe}
+        row = {
+            "step": t3 - t0,
+            "forward": t1 - t0,
+            "backward": t2 - t1,
+            "optimizer": t3 - t2,
+            "nfe": nfe,
+        }
         if replay:
             del model.field.forward
             row["field_fwd_in_situ"] = sum(in_situ)
@@ -152,9 +181,13 @@ class Runner:
         return row
 
     def summary(self):
-        med = {k: statistics.median(r[k] for r in self.rows) for k in self.rows[0]}
+        med = {
+            k: statistics.median(r[k] for r in self.rows) for k in self.rows[0]
+        }
         # the ratio of medians would mix iterations of different NFE: take the median ratio
-        med["ratio"] = statistics.median(r["step"] / r["field"] for r in self.rows)
+        med["ratio"] = statistics.median(
+            r["step"] / r["field"] for r in self.rows
+        )
         med["nfe"] = statistics.mean(r["nfe"] for r in self.rows)
         return med
 
@@ -172,8 +205,14 @@ def _lockstep(runners, data, warmup=2):
     return mismatches
 
 
-def toy_profile(model_name="node", augment_dim=0, iters=30, backends=TOY_BACKENDS,
-                compile_field=False, fused_adam=False):
+def toy_profile(
+    model_name="node",
+    augment_dim=0,
+    iters=30,
+    backends=TOY_BACKENDS,
+    compile_field=False,
+    fused_adam=False,
+):
     """Per-backend medians for training steps of the toy configuration of benchmarks/README.md; with
     ``fused_adam`` also each backend with Adam's fused implementation ("+fused Adam")."""
     torch.set_num_threads(1)
@@ -188,29 +227,45 @@ def toy_profile(model_name="node", augment_dim=0, iters=30, backends=TOY_BACKEND
         if fused_adam:
             model = copy.deepcopy(base)
             model.odeblock.backend = backend
-            runners.append(Runner(backend + "+fused Adam", model, torch.nn.MSELoss(), cfg["lr"],
-                                  fused_adam=True))
+            runners.append(
+                Runner(
+                    backend + "+fused Adam",
+                    model,
+                    torch.nn.MSELoss(),
+                    cfg["lr"],
+                    fused_adam=True,
+                )
+            )
         if compile_field:
             model = copy.deepcopy(base)
             model.odeblock.backend = backend
             model.odeblock.field = CompiledField(model.odeblock.field)
-            runners.append(Runner(backend + "+compile", model, torch.nn.MSELoss(), cfg["lr"]))
+            runners.append(
+                Runner(
+                    backend + "+compile", model, torch.nn.MSELoss(), cfg["lr"]
+                )
+            )
     gen = torch.Generator().manual_seed(cfg["seed"])
     data = []
     while len(data) < iters + 2:
         data += list(batches(x, y, cfg["batch_size"], gen))
-    mismatches = _lockstep(runners, data[:iters + 2])
+    mismatches = _lockstep(runners, data[: iters + 2])
     return {r.name: r.summary() for r in runners}, mismatches
 
 
 def image_profile(iters=2, batch_size=32, backends=TOY_BACKENDS):
     """The same for one MNIST ANODE (64 filters, 5 augmented channels) on random inputs."""
     from anode_utils import conv
+
     torch.set_num_threads(1)
     torch.manual_seed(0)
     base = conv.preset("mnist", "anode")
-    x = torch.rand(batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    y = torch.randint(0, 10, (batch_size,), generator=torch.Generator().manual_seed(1))
+    x = torch.rand(
+        batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0)
+    )
+    y = torch.randint(
+        0, 10, (batch_size,), generator=torch.Generator().manual_seed(1)
+    )
     runners = []
     for backend in backends:
         model = copy.deepcopy(base)
@@ -227,9 +282,15 @@ def solver_floor(iters=300, backends=TOY_BACKENDS):
     {backend: {"forward": s, "backward": s, "steps": accepted + rejected, "nfe": n}} (medians);
     the per-step figures are the solver's own cost, which no faster field can remove."""
     from torchdiffeq import odeint
+
     from anode_utils.dopri5 import odeint_dopri5
+
     torch.set_num_threads(1)
-    a = torch.randn(3, 3, generator=torch.Generator().manual_seed(0)).mul_(0.5).requires_grad_()
+    a = (
+        torch.randn(3, 3, generator=torch.Generator().manual_seed(0))
+        .mul_(0.5)
+        .requires_grad_()
+    )
     y0 = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
     times = torch.tensor([0.0, 1.0])
     calls = [0]
@@ -238,8 +299,12 @@ def solver_floor(iters=300, backends=TOY_BACKENDS):
         calls[0] += 1
         return h @ a
 
-    solvers = {"torchdiffeq": lambda: odeint(field, y0, times, rtol=1e-3, atol=1e-3, method="dopri5"),
-               "lean": lambda: odeint_dopri5(field, y0, times, 1e-3, 1e-3)}
+    solvers = {
+        "torchdiffeq": lambda: odeint(
+            field, y0, times, rtol=1e-3, atol=1e-3, method="dopri5"
+        ),
+        "lean": lambda: odeint_dopri5(field, y0, times, 1e-3, 1e-3),
+    }
     rows = {b: {"forward": [], "backward": []} for b in backends}
     nfe = {}
     for i in range(iters + 20):
@@ -255,15 +320,26 @@ def solver_floor(iters=300, backends=TOY_BACKENDS):
             if i >= 20:
                 rows[b]["forward"].append(t1 - t0)
                 rows[b]["backward"].append(t2 - t1)
-    return {b: {"forward": statistics.median(r["forward"]), "backward": statistics.median(r["backward"]),
-                "nfe": nfe[b], "steps": (nfe[b] - 2) // 6} for b, r in rows.items()}
+    return {
+        b: {
+            "forward": statistics.median(r["forward"]),
+            "backward": statistics.median(r["backward"]),
+            "nfe": nfe[b],
+            "steps": (nfe[b] - 2) // 6,
+        }
+        for b, r in rows.items()
+    }
 
 
 def format_floor(floor):
-    lines = [f"{'backend':12} {'NFE':>4} {'steps':>5} {'fwd us/step':>12} {'bwd us/step':>12}"]
+    lines = [
+        f"{'backend':12} {'NFE':>4} {'steps':>5} {'fwd us/step':>12} {'bwd us/step':>12}"
+    ]
     for b, r in floor.items():
-        lines.append(f"{b:12} {r['nfe']:4d} {r['steps']:5d} {1e6 * r['forward'] / r['steps']:12.0f} "
-                     f"{1e6 * r['backward'] / r['steps']:12.0f}")
+        lines.append(
+            f"{b:12} {r['nfe']:4d} {r['steps']:5d} {1e6 * r['forward'] / r['steps']:12.0f} "
+            f"{1e6 * r['backward'] / r['steps']:12.0f}"
+        )
     return lines
 
 
@@ -276,6 +352,7 @@ def live_image_profile(iters=3, backends=TOY_BACKENDS):
     """Chapter 7's live pair on random inputs, per backend, in the default (contiguous) and the
     channels-last memory format: {model: {variant: medians}}, {model: NFE mismatches}."""
     from anode_utils import conv
+
     torch.set_num_threads(1)
     x = torch.rand(64, 1, 14, 14, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(1))
@@ -288,8 +365,14 @@ def live_image_profile(iters=3, backends=TOY_BACKENDS):
             for fmt in (None, torch.channels_last):
                 model = copy.deepcopy(base)
                 model.odeblock.backend = backend
-                runners.append(Runner(backend + ("+channels_last" if fmt else ""), model,
-                                      torch.nn.CrossEntropyLoss(), memory_format=fmt))
+                runners.append(
+                    Runner(
+                        backend + ("+channels_last" if fmt else ""),
+                        model,
+                        torch.nn.CrossEntropyLoss(),
+                        memory_format=fmt,
+                    )
+                )
         bad[name] = _lockstep(runners, [(x, y)] * (iters + 1), warmup=1)
         out[name] = {r.name: r.summary() for r in runners}
     return out, bad
@@ -298,6 +381,7 @@ def live_image_profile(iters=3, backends=TOY_BACKENDS):
 def op_table(model_name="node", augment_dim=0, backend="torchdiffeq", rows=15):
     """torch.profiler's operators of a few toy steps, by self CPU time."""
     from torch.profiler import ProfilerActivity, profile
+
     torch.set_num_threads(1)
     cfg = au.make_config(model=model_name, augment_dim=augment_dim)
     (x, y), _ = au.make_data(cfg)
@@ -310,53 +394,89 @@ def op_table(model_name="node", augment_dim=0, backend="torchdiffeq", rows=15):
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(5):
             runner.step(xb, yb, replay=False)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return prof.key_averages().table(
+        sort_by="self_cpu_time_total", row_limit=rows
+    )
 
 
-HEADER = (f"{'model':7} {'backend':26} {'ms/step':>8} {'fwd':>7} {'bwd':>7} {'opt':>6} "
-          f"{'field ms':>9} {'(fwd)':>7} {'(in situ)':>9} {'other':>7} {'ratio':>6} {'NFE':>6}")
+HEADER = (
+    f"{'model':7} {'backend':26} {'ms/step':>8} {'fwd':>7} {'bwd':>7} {'opt':>6} "
+    f"{'field ms':>9} {'(fwd)':>7} {'(in situ)':>9} {'other':>7} {'ratio':>6} {'NFE':>6}"
+)
 
 
 def format_rows(model_name, summary):
     lines = []
     for backend, m in summary.items():
-        lines.append(f"{model_name:7} {backend:26} {1e3 * m['step']:8.2f} {1e3 * m['forward']:7.2f} "
-                     f"{1e3 * m['backward']:7.2f} {1e3 * m['optimizer']:6.2f} "
-                     f"{1e3 * m['field']:9.2f} {1e3 * m['field_fwd']:7.2f} "
-                     f"{1e3 * m['field_fwd_in_situ']:9.2f} "
-                     f"{1e3 * (m['step'] - m['field'] - m['optimizer']):7.2f} {m['ratio']:6.2f} "
-                     f"{m['nfe']:6.1f}")
+        lines.append(
+            f"{model_name:7} {backend:26} {1e3 * m['step']:8.2f} {1e3 * m['forward']:7.2f} "
+            f"{1e3 * m['backward']:7.2f} {1e3 * m['optimizer']:6.2f} "
+            f"{1e3 * m['field']:9.2f} {1e3 * m['field_fwd']:7.2f} "
+            f"{1e3 * m['field_fwd_in_situ']:9.2f} "
+            f"{1e3 * (m['step'] - m['field'] - m['optimizer']):7.2f} {m['ratio']:6.2f} "
+            f"{m['nfe']:6.1f}"
+        )
     return lines
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=30, help="timed toy iterations per backend")
+    ap.add_argument(
+        "--iters",
+        type=int,
+        default=30,
+        help="timed toy iterations per backend",
+    )
     ap.add_argument("--backends", default=",".join(TOY_BACKENDS))
-    ap.add_argument("--compile", action="store_true", help="also torch.compile'd fields")
-    ap.add_argument("--image", action="store_true", help="also one MNIST ANODE image step")
-    ap.add_argument("--ops", action="store_true", help="also torch.profiler's operator tables")
-    ap.add_argument("--fused-adam", action="store_true",
-                    help="also each toy backend with Adam's fused implementation")
-    ap.add_argument("--floor", action="store_true",
-                    help="also the solver's own cost per step, around an almost free field")
-    ap.add_argument("--live-images", action="store_true",
-                    help="also chapter 7's live image pair, per backend and memory format")
-    ap.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
-                    help="cpu: this process's CPU time (default); wall: wall-clock time")
+    ap.add_argument(
+        "--compile", action="store_true", help="also torch.compile'd fields"
+    )
+    ap.add_argument(
+        "--image", action="store_true", help="also one MNIST ANODE image step"
+    )
+    ap.add_argument(
+        "--ops",
+        action="store_true",
+        help="also torch.profiler's operator tables",
+    )
+    ap.add_argument(
+        "--fused-adam",
+        action="store_true",
+        help="also each toy backend with Adam's fused implementation",
+    )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also the solver's own cost per step, around an almost free field",
+    )
+    ap.add_argument(
+        "--live-images",
+        action="store_true",
+        help="also chapter 7's live image pair, per backend and memory format",
+    )
+    ap.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="cpu",
+        help="cpu: this process's CPU time (default); wall: wall-clock time",
+    )
     args = ap.parse_args(argv)
     global _clock
     _clock = CLOCKS[args.clock]
     backends = tuple(b for b in args.backends.split(",") if b)
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread, {args.clock} time. Medians; ms per training step, "
-          f"its phases (forward solve + loss, backward, Adam), the field's own time (forward + "
-          f"backward of the step's evaluations, and forward alone), (in situ) = the same forward "
-          f"evaluations timed where they run, inside the solve, other = step - field - Adam "
-          f"(the solver's overhead, forward and backward), ratio = step / field, forward NFE.")
+    print(
+        f"torch {torch.__version__}, 1 thread, {args.clock} time. Medians; ms per training step, "
+        f"its phases (forward solve + loss, backward, Adam), the field's own time (forward + "
+        f"backward of the step's evaluations, and forward alone), (in situ) = the same forward "
+        f"evaluations timed where they run, inside the solve, other = step - field - Adam "
+        f"(the solver's overhead, forward and backward), ratio = step / field, forward NFE."
+    )
     print(HEADER)
     for name, p in (("node", 0), ("anode", 1)):
-        summary, bad = toy_profile(name, p, args.iters, backends, args.compile, args.fused_adam)
+        summary, bad = toy_profile(
+            name, p, args.iters, backends, args.compile, args.fused_adam
+        )
         print("\n".join(format_rows(name, summary)), flush=True)
         if bad:
             print(f"  NFE differed between backends at {bad} iterations")
@@ -366,14 +486,21 @@ def main(argv=None):
         if bad:
             print(f"  NFE differed between backends at {bad} iterations")
     if args.floor:
-        print("\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)")
-        print("\n".join(format_floor(solver_floor(backends=backends))), flush=True)
+        print(
+            "\nThe solver's own cost: dopri5 around a field of one 3 x 3 matmul (toy state 64 x 3)"
+        )
+        print(
+            "\n".join(format_floor(solver_floor(backends=backends))),
+            flush=True,
+        )
     if args.live_images:
         summaries, bad = live_image_profile(backends=backends)
         for name, summary in summaries.items():
             print("\n".join(format_rows(name, summary)), flush=True)
             if bad[name]:
-                print(f"  NFE differed between variants at {bad[name]} iterations")
+                print(
+                    f"  NFE differed between variants at {bad[name]} iterations"
+                )
     if args.ops:
         for backend in backends:
             print(f"\nToy NODE, {backend}: operators of 5 training steps")

@@ -35,7 +35,9 @@ def test_same_seed_same_data_other_seed_other_data():
 def test_separable_spheres_leave_the_opening_empty():
     x, y = au.separable_spheres(2, 200, 2000, opening=math.pi / 2, seed=0)
     outer = x[y[:, 0] == 1]
-    angle_from_minus_e1 = torch.acos((-outer[:, 0] / outer.norm(dim=1)).clamp(-1, 1))
+    angle_from_minus_e1 = torch.acos(
+        (-outer[:, 0] / outer.norm(dim=1)).clamp(-1, 1)
+    )
     assert len(outer) == 2000
     assert angle_from_minus_e1.min() >= math.pi / 4 - 1e-4
     x1, y1 = au.separable_spheres(1, 50, 50, seed=0)
@@ -61,14 +63,23 @@ def test_angular_split():
     assert 0.07 < len(xv) / 1500 < 0.13  # a tenth of the circle
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: au.concentric_spheres(2, r1=1.0, r2=0.5, r3=1.5), "r1 < r2 < r3"),
-    (lambda: au.concentric_spheres(0), "dim"),
-    (lambda: au.concentric_spheres(2, num_inner=-5), "num_inner"),
-    (lambda: au.map_1d("swap"), "kind"),
-    (lambda: au.angular_split(torch.zeros(5, 1), torch.zeros(5, 1)), "d >= 2"),
-    (lambda: au.separable_spheres(2, opening=7.0), "opening"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (
+            lambda: au.concentric_spheres(2, r1=1.0, r2=0.5, r3=1.5),
+            "r1 < r2 < r3",
+        ),
+        (lambda: au.concentric_spheres(0), "dim"),
+        (lambda: au.concentric_spheres(2, num_inner=-5), "num_inner"),
+        (lambda: au.map_1d("swap"), "kind"),
+        (
+            lambda: au.angular_split(torch.zeros(5, 1), torch.zeros(5, 1)),
+            "d >= 2",
+        ),
+        (lambda: au.separable_spheres(2, opening=7.0), "opening"),
+    ],
+)
 def test_bad_data_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()

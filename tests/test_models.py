@@ -24,13 +24,17 @@ def test_odeblock_trajectory_starts_at_augmented_input():
     assert torch.equal(traj[0], au.augment(x, 3))
 
 
-@pytest.mark.parametrize("d,p,time_dep", [(2, 0, True), (2, 1, True), (1, 5, False), (3, 2, True)])
+@pytest.mark.parametrize(
+    "d,p,time_dep", [(2, 0, True), (2, 1, True), (1, 5, False), (3, 2, True)]
+)
 def test_parameter_counts(d, p, time_dep):
     h = 32
     s = d + p
     field = (s + int(time_dep)) * h + h + h * h + h + h * s + s
     readout = s + 1
-    assert au.count_parameters(au.ODENet(d, 1, h, p, time_dep)) == field + readout
+    assert (
+        au.count_parameters(au.ODENet(d, 1, h, p, time_dep)) == field + readout
+    )
 
 
 @pytest.mark.parametrize("d,h,L", [(2, 32, 5), (1, 32, 5), (3, 16, 2)])
@@ -38,7 +42,11 @@ def test_resnet_parameter_count_and_layers(d, h, L):
     """The authors' block: Linear(d, h), ReLU, Linear(h, d), ReLU; a linear readout."""
     per_block = d * h + h + h * d + d
     assert au.count_parameters(au.ResNet(d, 1, h, L)) == L * per_block + d + 1
-    assert au.ResNet(d, 1, h, L).trajectory(torch.zeros(3, d)).shape == (L + 1, 3, d)
+    assert au.ResNet(d, 1, h, L).trajectory(torch.zeros(3, d)).shape == (
+        L + 1,
+        3,
+        d,
+    )
 
 
 def test_default_resnet_is_the_authors_and_smaller_than_the_node():
@@ -47,10 +55,17 @@ def test_default_resnet_is_the_authors_and_smaller_than_the_node():
     assert len(resnet.blocks) == 5 and au.count_parameters(resnet) == 813
     assert au.count_parameters(node) == 1253
     block = resnet.blocks[0].net
-    assert [type(m).__name__ for m in block] == ["Linear", "ReLU", "Linear", "ReLU"]
+    assert [type(m).__name__ for m in block] == [
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+    ]
     h = torch.randn(4, 2)
     assert torch.equal(block(h), torch.relu(block[2](torch.relu(block[0](h)))))
-    assert (resnet.blocks[0](None, h) >= 0).all()   # the outer ReLU: residuals only push up
+    assert (
+        resnet.blocks[0](None, h) >= 0
+    ).all()  # the outer ReLU: residuals only push up
     free = au.ResNet(2, out_relu=False).blocks[0].net
     assert [type(m).__name__ for m in free] == ["Linear", "ReLU", "Linear"]
 
@@ -75,8 +90,12 @@ def test_data_is_resampled_per_seed_unless_data_seed_is_fixed():
     (x0, _), _ = au.make_data(cfgs[0])
     (x1, _), _ = au.make_data(cfgs[1])
     assert not torch.equal(x0, x1)
-    fixed = au.seed_configs(au.make_config(num_inner=20, num_outer=40, data_seed=7), [0, 1])
-    assert torch.equal(au.make_data(fixed[0])[0][0], au.make_data(fixed[1])[0][0])
+    fixed = au.seed_configs(
+        au.make_config(num_inner=20, num_outer=40, data_seed=7), [0, 1]
+    )
+    assert torch.equal(
+        au.make_data(fixed[0])[0][0], au.make_data(fixed[1])[0][0]
+    )
 
 
 def test_forward_nfe_of_dopri5_and_zero_backward_nfe_without_adjoint():
@@ -86,7 +105,9 @@ def test_forward_nfe_of_dopri5_and_zero_backward_nfe_without_adjoint():
     nfe_f = au.read_and_reset_nfe(model)
     out.sum().backward()
     nfe_b = au.read_and_reset_nfe(model)
-    assert nfe_f >= 8 and nfe_f % 6 == 2  # dopri5: 2 + 6 per (accepted or rejected) step
+    assert (
+        nfe_f >= 8 and nfe_f % 6 == 2
+    )  # dopri5: 2 + 6 per (accepted or rejected) step
     assert nfe_b == 0
 
 
@@ -101,14 +122,24 @@ def test_adjoint_has_backward_nfe():
 @pytest.mark.parametrize("activation,tol", [("tanh", 1e-7), ("relu", 1e-4)])
 def test_adjoint_and_direct_gradients_agree(activation, tol):
     # ReLU kinks make the vector field only Lipschitz, so the two gradients agree less closely
-    x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(
+        32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
     grads = []
     for adjoint in (False, True):
         torch.manual_seed(2)
-        model = au.ODENet(2, augment_dim=1, adjoint=adjoint, rtol=1e-9, atol=1e-9,
-                          activation=activation).double()
+        model = au.ODENet(
+            2,
+            augment_dim=1,
+            adjoint=adjoint,
+            rtol=1e-9,
+            atol=1e-9,
+            activation=activation,
+        ).double()
         model(x).pow(2).mean().backward()
-        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+        grads.append(
+            torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+        )
     rel = (grads[0] - grads[1]).abs().max() / grads[0].abs().max()
     assert rel < tol
 
@@ -126,9 +157,13 @@ def test_fixed_step_solver_nfe_counts_steps():
 def test_time_dependent_field_uses_time():
     field = MLPField(2, time_dependent=True)
     h = torch.randn(4, 2)
-    assert not torch.allclose(field(torch.tensor(0.0), h), field(torch.tensor(1.0), h))
+    assert not torch.allclose(
+        field(torch.tensor(0.0), h), field(torch.tensor(1.0), h)
+    )
     field = MLPField(2, time_dependent=False)
-    assert torch.allclose(field(torch.tensor(0.0), h), field(torch.tensor(1.0), h))
+    assert torch.allclose(
+        field(torch.tensor(0.0), h), field(torch.tensor(1.0), h)
+    )
 
 
 def test_readout_false_returns_features():
@@ -138,18 +173,21 @@ def test_readout_false_returns_features():
         au.ODENet(1, output_dim=1, augment_dim=1, readout=False)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(augment_dim=-1), "augment_dim"),
-    (dict(augment_dim=1.5), "augment_dim"),
-    (dict(augment_dim=True), "augment_dim"),
-    (dict(method="rk45"), "method must be one of"),
-    (dict(T=0.0), "T must be"),
-    (dict(T=-1.0), "T must be"),
-    (dict(rtol=0.0), "rtol"),
-    (dict(atol=-1e-3), "atol"),
-    (dict(T=math.inf), "T must be"),
-    (dict(hidden_dim=0), "hidden_dim"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(augment_dim=-1), "augment_dim"),
+        (dict(augment_dim=1.5), "augment_dim"),
+        (dict(augment_dim=True), "augment_dim"),
+        (dict(method="rk45"), "method must be one of"),
+        (dict(T=0.0), "T must be"),
+        (dict(T=-1.0), "T must be"),
+        (dict(rtol=0.0), "rtol"),
+        (dict(atol=-1e-3), "atol"),
+        (dict(T=math.inf), "T must be"),
+        (dict(hidden_dim=0), "hidden_dim"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         au.ODENet(2, **kwargs)
@@ -174,9 +212,13 @@ def test_solver_blow_up_is_reported_not_hung():
         model(torch.randn(8, 1))
 
 
-@pytest.mark.parametrize("activation,time_dependent,layers", [
-    ("relu", True, 2), ("softplus", False, 1), ("tanh", True, 3)])
-def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, layers):
+@pytest.mark.parametrize(
+    "activation,time_dependent,layers",
+    [("relu", True, 2), ("softplus", False, 1), ("tanh", True, 3)],
+)
+def test_field_call_is_its_layers_map_bit_for_bit(
+    activation, time_dependent, layers
+):
     """MLPField.forward is ``net`` applied to [t, h]: the same values and gradients, and one NFE
     a call."""
     torch.manual_seed(0)
@@ -185,7 +227,11 @@ def test_field_call_is_its_layers_map_bit_for_bit(activation, time_dependent, la
     t = torch.tensor(0.3, dtype=torch.float64)
     out = field(t, h)
     assert field.nfe == 1
-    inp = torch.cat([t.reshape(1, 1).expand(9, 1), h], dim=1) if time_dependent else h
+    inp = (
+        torch.cat([t.reshape(1, 1).expand(9, 1), h], dim=1)
+        if time_dependent
+        else h
+    )
     ref = field.net(inp)
     assert torch.equal(out, ref)
     params = list(field.parameters())
@@ -200,7 +246,9 @@ def test_forward_hook_on_a_fields_inner_layer_runs_during_a_solve(backend):
     torch.manual_seed(0)
     model = au.ODENet(2, augment_dim=1, backend=backend)
     calls = []
-    handle = model.field.net[0].register_forward_hook(lambda m, args, out: calls.append(out.shape))
+    handle = model.field.net[0].register_forward_hook(
+        lambda m, args, out: calls.append(out.shape)
+    )
     model(torch.randn(8, 2))
     handle.remove()
     assert len(calls) == model.field.nfe > 0 and calls[0] == (8, 32)
@@ -210,14 +258,23 @@ def test_spectral_norm_on_a_fields_layer_trains():
     """torch's spectral-norm parametrization works on a field's layer, and a training run takes
     steps with it (the parametrized weight is what the field uses)."""
     from torch.nn.utils.parametrizations import spectral_norm
+
     torch.manual_seed(0)
     model = au.ODENet(2, augment_dim=1)
     spectral_norm(model.field.net[0])
     x, y = au.concentric_spheres(2, 20, 40, seed=0)
-    before = model.field.net[0].parametrizations.weight.original.detach().clone()
+    before = (
+        model.field.net[0].parametrizations.weight.original.detach().clone()
+    )
     hist = au.train(model, x, y, epochs=1, batch_size=30)
-    assert hist.error is None and len(hist) == 2 and all(n > 0 for n in hist.nfe_forward)
-    assert not torch.equal(before, model.field.net[0].parametrizations.weight.original)
+    assert (
+        hist.error is None
+        and len(hist) == 2
+        and all(n > 0 for n in hist.nfe_forward)
+    )
+    assert not torch.equal(
+        before, model.field.net[0].parametrizations.weight.original
+    )
     sigma = torch.linalg.matrix_norm(model.field.net[0].weight.detach(), ord=2)
     assert sigma.item() == pytest.approx(1.0, rel=0.05)
 
@@ -257,14 +314,20 @@ def test_resnet_forward_trains_as_the_stacked_form_bit_for_bit(T):
     ref.load_state_dict(model.state_dict())
     hists = [au.train(m, x, y, epochs=2, batch_size=32) for m in (model, ref)]
     assert hists[0].loss == hists[1].loss
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), ref.state_dict().values())
+    )
     traj = model.trajectory(x)
-    assert traj.shape == (5, len(x), 2) and torch.equal(traj[-1], model.features(x))
+    assert traj.shape == (5, len(x), 2) and torch.equal(
+        traj[-1], model.features(x)
+    )
 
 
 def test_read_and_reset_nfe_with_the_fields_found_once():
     """train() finds the counting fields once and passes them: the same counts, reset to 0."""
     from anode_utils.nfe import counting_fields
+
     model = au.ResNet(2, 1, 8, num_layers=4)
     fields = counting_fields(model)
     assert fields == list(model.blocks)
@@ -272,4 +335,6 @@ def test_read_and_reset_nfe_with_the_fields_found_once():
     assert au.nfe(model) == 4
     assert au.read_and_reset_nfe(model, fields) == 4 and au.nfe(model) == 0
     model(torch.randn(3, 2))
-    assert au.read_and_reset_nfe(model) == 4 and all(b.nfe == 0 for b in model.blocks)
+    assert au.read_and_reset_nfe(model) == 4 and all(
+        b.nfe == 0 for b in model.blocks
+    )

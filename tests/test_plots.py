@@ -1,4 +1,5 @@
 """Plot functions draw what they are given (smoke tests on the Agg backend)."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,7 +45,10 @@ def test_vector_field_plot_leaves_nfe_untouched():
 
 
 def test_history_band_is_mean_of_seeds():
-    hs = [au.History(loss=[1.0, 2.0, 3.0]), au.History(loss=[3.0, 4.0, 5.0, 6.0])]
+    hs = [
+        au.History(loss=[1.0, 2.0, 3.0]),
+        au.History(loss=[3.0, 4.0, 5.0, 6.0]),
+    ]
     ax = plots.plot_history_band(hs, "loss")
     assert np.allclose(ax.lines[0].get_ydata(), [2.0, 3.0, 4.0])
 

@@ -1,4 +1,5 @@
 """The claim/measured convention: nbval compares verdicts, the sanitizer masks exact figures."""
+
 import configparser
 import pathlib
 import re
@@ -26,11 +27,15 @@ def sanitize(text):
 def test_sanitizer_file_holds_the_report_rules():
     rules = sanitizer_rules()
     for rule in report.SANITIZE_RULES:
-        assert rule in rules, f"nbval_sanitize.cfg lacks {rule}: measured figures would be compared"
+        assert rule in rules, (
+            f"nbval_sanitize.cfg lacks {rule}: measured figures would be compared"
+        )
 
 
 def test_claim_prints_verdict_and_masked_figures(capsys):
-    assert report.claim("loss < 0.1", True, measured="0.0123") is None  # no extra cell output
+    assert (
+        report.claim("loss < 0.1", True, measured="0.0123") is None
+    )  # no extra cell output
     report.claim("NFE grows", 0)
     out = capsys.readouterr().out
     assert out == "loss < 0.1: True   [measured: 0.0123]\nNFE grows: False\n"
@@ -47,12 +52,18 @@ def test_measured_figures_are_masked_but_verdicts_are_not(capsys):
     report.claim("loss < 0.1", False, measured="0.0123 [range 0.01, 0.02]")
     report.measured("seed 0:", "final MSE 0.013")
     c = capsys.readouterr().out
-    assert sanitize(c) != sanitize(a), "a flipped verdict must still be seen by nbval"
+    assert sanitize(c) != sanitize(a), (
+        "a flipped verdict must still be seen by nbval"
+    )
 
 
 def test_tables_are_masked_whole():
-    t1 = report.markdown_table(["model", "MSE"], [["NODE", 0.5], ["ANODE", 0.01]])
-    t2 = report.markdown_table(["model", "MSE"], [["NODE", 0.6], ["ANODE", 0.02]])
+    t1 = report.markdown_table(
+        ["model", "MSE"], [["NODE", 0.5], ["ANODE", 0.01]]
+    )
+    t2 = report.markdown_table(
+        ["model", "MSE"], [["NODE", 0.6], ["ANODE", 0.02]]
+    )
     assert t1.startswith(report.TABLE_MARK) and "| NODE | 0.500 |" in t1
     assert sanitize(t1) == sanitize(t2)
 
@@ -67,5 +78,8 @@ def test_measured_figure_must_be_one_line():
 def test_long_claims_put_the_figures_on_their_own_line(capsys):
     report.claim("a" * 70, True, measured="x" * 30)
     first, second = capsys.readouterr().out.splitlines()
-    assert first == "a" * 70 + ": True" and second == "    [measured: " + "x" * 30 + "]"
+    assert (
+        first == "a" * 70 + ": True"
+        and second == "    [measured: " + "x" * 30 + "]"
+    )
     assert sanitize(second) == "    [measured]"

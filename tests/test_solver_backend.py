@@ -9,6 +9,7 @@ by up to ~1e-4 relative (more next to a jump in the field). Gradients differ by 
 term: torchdiffeq also differentiates through its initial step-size heuristic, the lean solver
 holds step sizes constant.
 """
+
 import contextlib
 import math
 
@@ -30,7 +31,9 @@ class StepLog:
         self.field, self.steps = field, []
 
     def _make(self, kind):
-        return lambda t0, y0, dt: self.steps.append((kind, float(t0), float(dt)))
+        return lambda t0, y0, dt: self.steps.append(
+            (kind, float(t0), float(dt))
+        )
 
     def __enter__(self):
         self.field.callback_accept_step = self._make("accept")
@@ -53,7 +56,9 @@ def assert_same_steps(steps, ref, rel=1e-3):
     assert steps[0][:2] == ref[0][:2]
     assert abs(steps[0][2] - ref[0][2]) <= min(rel, 2.5e-7) * ref[0][2]
     for (_, t0, dt), (_, t0_ref, dt_ref) in zip(steps, ref):
-        assert abs(dt - dt_ref) <= rel * abs(dt_ref) and abs(t0 - t0_ref) <= rel * abs(dt_ref)
+        assert abs(dt - dt_ref) <= rel * abs(dt_ref) and abs(
+            t0 - t0_ref
+        ) <= rel * abs(dt_ref)
 
 
 def _solve(block, backend, h0, times):
@@ -87,8 +92,13 @@ def _toy(model_name, augment_dim, seed=0, **solver):
 
 def _image(time_dependent, seed=0):
     torch.manual_seed(seed)
-    model = conv.ConvODENet((1, 8, 8), num_filters=6, augment_dim=2, output_dim=3,
-                            time_dependent=time_dependent)
+    model = conv.ConvODENet(
+        (1, 8, 8),
+        num_filters=6,
+        augment_dim=2,
+        output_dim=3,
+        time_dependent=time_dependent,
+    )
     x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
     return model, x, torch.tensor([0, 1, 2, 0, 1])
 
@@ -121,7 +131,9 @@ STATE_TOL = {"jump": 1e-3}
 
 
 def _close(out, ref, case):
-    return (out - ref).abs().max().item() < STATE_TOL.get(case, 1e-5) * (1 + ref.abs().max().item())
+    return (out - ref).abs().max().item() < STATE_TOL.get(case, 1e-5) * (
+        1 + ref.abs().max().item()
+    )
 
 
 CASES = {
@@ -167,8 +179,15 @@ def test_channels_last_image_solves_take_the_same_steps(time_dependent):
     with torch.no_grad():
         ref, nfe_ref, steps_ref = _solve(blk, "torchdiffeq", h0, times)
         model.to(memory_format=torch.channels_last)
-        assert blk.field.conv2.weight.is_contiguous(memory_format=torch.channels_last)
-        out, nfe, steps = _solve(blk, "lean", h0.contiguous(memory_format=torch.channels_last), times)
+        assert blk.field.conv2.weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+        out, nfe, steps = _solve(
+            blk,
+            "lean",
+            h0.contiguous(memory_format=torch.channels_last),
+            times,
+        )
     assert_same_steps(steps, steps_ref)
     assert nfe == nfe_ref
     assert _close(out, ref, "image")
@@ -183,8 +202,11 @@ def test_jump_case_rejects_steps():
     assert sum(kind == "reject" for kind, _, _ in steps) >= 5
 
 
-@pytest.mark.parametrize("times", [[0.0, 0.25, 0.5, 1.0], [1.0, 0.6, 0.0], [0.5, -0.5]],
-                         ids=["forward", "backward", "through_zero"])
+@pytest.mark.parametrize(
+    "times",
+    [[0.0, 0.25, 0.5, 1.0], [1.0, 0.6, 0.0], [0.5, -0.5]],
+    ids=["forward", "backward", "through_zero"],
+)
 @pytest.mark.parametrize("case", ["node", "anode", "jump", "image_anode_t"])
 def test_trajectories_match(case, times):
     model, x, _ = CASES[case]()
@@ -220,10 +242,14 @@ def test_gradients_match(case):
     plain = grad("torchdiffeq")
     # the same gradient as torchdiffeq's at constant step sizes, up to rounding (and to the
     # rounding-sized differences of step sizes, larger around the jump) ...
-    assert ((lean - fixed).norm() / fixed.norm()).item() < (1e-3 if case == "jump" else 1e-5)
+    assert ((lean - fixed).norm() / fixed.norm()).item() < (
+        1e-3 if case == "jump" else 1e-5
+    )
     # ... and close to torchdiffeq's own, which also differentiates its first step size (next
     # to the jump that term is large: the solution depends on where the first step ends)
-    assert ((lean - plain).norm() / plain.norm()).item() < (1e-1 if case == "jump" else 1e-2)
+    assert ((lean - plain).norm() / plain.norm()).item() < (
+        1e-1 if case == "jump" else 1e-2
+    )
 
 
 def test_initial_step_is_torchdiffeqs():
@@ -235,8 +261,12 @@ def test_initial_step_is_torchdiffeqs():
         field = au.MLPField(3).to(dtype)
         T = dopri5._tableau(dtype).np
 
-        def exact_rms(x):   # torchdiffeq's _rms_norm with a correctly rounded square root
-            return torch.tensor(T(math.sqrt(x.abs().pow(2).mean().item())), dtype=dtype)
+        def exact_rms(
+            x,
+        ):  # torchdiffeq's _rms_norm with a correctly rounded square root
+            return torch.tensor(
+                T(math.sqrt(x.abs().pow(2).mean().item())), dtype=dtype
+            )
 
         for scale in (1e-7, 1e-3, 1.0, 30.0):
             y0 = scale * torch.randn(16, 3, dtype=dtype)
@@ -244,12 +274,35 @@ def test_initial_step_is_torchdiffeqs():
                 f0 = field(torch.tensor(0.0, dtype=dtype), y0)
                 t0 = torch.tensor(0.25, dtype=torch.float64)
                 tol = torch.tensor(1e-3, dtype=torch.float64)
-                refs = [_select_initial_step(lambda t, y: field(t.to(dtype), y), t0, y0, 4, tol,
-                                             tol, norm, f0=f0).item() for norm in (exact_rms, _rms_norm)]
-                ours = dopri5._initial_step(lambda s, y: field(torch.tensor(float(T(s)), dtype=dtype), y),
-                                            0.25, y0, f0, y0.abs(), 1e-3, 1e-3, T)
+                refs = [
+                    _select_initial_step(
+                        lambda t, y: field(t.to(dtype), y),
+                        t0,
+                        y0,
+                        4,
+                        tol,
+                        tol,
+                        norm,
+                        f0=f0,
+                    ).item()
+                    for norm in (exact_rms, _rms_norm)
+                ]
+                ours = dopri5._initial_step(
+                    lambda s, y: field(
+                        torch.tensor(float(T(s)), dtype=dtype), y
+                    ),
+                    0.25,
+                    y0,
+                    f0,
+                    y0.abs(),
+                    1e-3,
+                    1e-3,
+                    T,
+                )
             assert ours == refs[0], (dtype, scale)
-            assert abs(ours - refs[1]) <= 2 * float(np.finfo(T).eps) * refs[1], (dtype, scale)
+            assert (
+                abs(ours - refs[1]) <= 2 * float(np.finfo(T).eps) * refs[1]
+            ), (dtype, scale)
 
 
 def test_max_num_steps_raises_solver_error():
@@ -280,10 +333,17 @@ def test_stiff_solve_under_python_O_raises_solver_error(backend):
     package counts evaluations itself, so a stiff solve still stops, with a SolverError."""
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-O", "-c", _STIFF_UNDER_O.format(backend=backend)],
-                          capture_output=True, text=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", _STIFF_UNDER_O.format(backend=backend)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("SolverError: dopri5 gave up (max_num_steps exceeded"), done.stdout
+    assert done.stdout.startswith(
+        "SolverError: dopri5 gave up (max_num_steps exceeded"
+    ), done.stdout
 
 
 def test_non_finite_state_raises_solver_error():
@@ -298,6 +358,7 @@ def test_non_finite_state_raises_solver_error():
 
 def test_callbacks_and_cost_counter_work():
     from anode_utils.cost import training_step_cost
+
     model, x, y = _toy("anode", 1)
     counts = {}
     for backend in ("torchdiffeq", "lean"):
@@ -317,8 +378,14 @@ def test_backend_validation():
             blk(torch.zeros(3, 2))
     net = au.ODENet(2, backend="lean")
     assert net.odeblock.backend == "lean" and "backend='lean'" in repr(net)
-    assert conv.preset("mnist", "anode", backend="lean").odeblock.backend == "lean"
-    assert au.make_model(au.make_config(backend="lean")).odeblock.backend == "lean"
+    assert (
+        conv.preset("mnist", "anode", backend="lean").odeblock.backend
+        == "lean"
+    )
+    assert (
+        au.make_model(au.make_config(backend="lean")).odeblock.backend
+        == "lean"
+    )
 
 
 def test_float64_and_batch_of_one():
@@ -347,18 +414,30 @@ def test_training_nfe_histories_agree(model_name, augment_dim):
     iteration and losses equal to 5e-4."""
     histories = {}
     for backend in ("torchdiffeq", "lean"):
-        cfg = au.make_config(model=model_name, augment_dim=augment_dim, epochs=2, backend=backend)
+        cfg = au.make_config(
+            model=model_name,
+            augment_dim=augment_dim,
+            epochs=2,
+            backend=backend,
+        )
         (x, y), _ = au.make_data(cfg)
         model = au.make_model(cfg)
-        histories[backend] = train(model, x, y, epochs=2, batch_size=cfg["batch_size"],
-                                   lr=cfg["lr"], seed=cfg["seed"])
+        histories[backend] = train(
+            model,
+            x,
+            y,
+            epochs=2,
+            batch_size=cfg["batch_size"],
+            lr=cfg["lr"],
+            seed=cfg["seed"],
+        )
     ref, lean = histories["torchdiffeq"], histories["lean"]
     assert ref.error is None and lean.error is None
     assert len(lean.nfe_forward) == len(ref.nfe_forward) == 64
     assert sum(a != b for a, b in zip(lean.nfe_forward, ref.nfe_forward)) <= 2
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     assert abs(mean(lean.nfe_forward) - mean(ref.nfe_forward)) <= 0.1
-    assert lean.nfe_backward == ref.nfe_backward   # 0: no adjoint
+    assert lean.nfe_backward == ref.nfe_backward  # 0: no adjoint
     assert max(abs(a - b) for a, b in zip(lean.loss, ref.loss)) < 1e-2
 
 
@@ -371,9 +450,13 @@ def test_lean_dopri5_on_its_own():
     exact = torch.stack([torch.cos(t), torch.sin(t)], dim=1)[:, None, :]
     assert (out - exact).abs().max().item() < 1e-4
     with pytest.raises(ValueError, match="strictly"):
-        dopri5.odeint_dopri5(lambda t, y: y, y0, torch.tensor([0.0, 1.0, 0.5]), 1e-3, 1e-3)
+        dopri5.odeint_dopri5(
+            lambda t, y: y, y0, torch.tensor([0.0, 1.0, 0.5]), 1e-3, 1e-3
+        )
     with pytest.raises(ValueError, match="float32 or float64"):
-        dopri5.odeint_dopri5(lambda t, y: y, y0.half(), torch.tensor([0.0, 1.0]), 1e-3, 1e-3)
+        dopri5.odeint_dopri5(
+            lambda t, y: y, y0.half(), torch.tensor([0.0, 1.0]), 1e-3, 1e-3
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -385,9 +468,15 @@ def test_lean_end_state_path_is_the_solve_at_the_rounded_end_time(dtype):
     blk = au.ODEBlock(au.MLPField(3).to(dtype), 2, 1, T=0.3, backend="lean")
     x = torch.randn(16, 2, dtype=dtype)
     fast = blk(x)
-    (g_fast,) = torch.autograd.grad(fast.square().sum(), list(blk.parameters())[:1])
-    slow = blk.solve(au.ode.augment(x, 1), torch.tensor([0.0, 0.3], dtype=dtype))[-1]
-    (g_slow,) = torch.autograd.grad(slow.square().sum(), list(blk.parameters())[:1])
+    (g_fast,) = torch.autograd.grad(
+        fast.square().sum(), list(blk.parameters())[:1]
+    )
+    slow = blk.solve(
+        au.ode.augment(x, 1), torch.tensor([0.0, 0.3], dtype=dtype)
+    )[-1]
+    (g_slow,) = torch.autograd.grad(
+        slow.square().sum(), list(blk.parameters())[:1]
+    )
     assert torch.equal(fast, slow) and torch.equal(g_fast, g_slow)
 
 

@@ -1,5 +1,6 @@
 """The theory module: flows and inverses, Liouville = autograd determinants, the rotation
 field, order preservation in 1-d, the gap analysis, and the 1-d NODE/ResNet contrast."""
+
 import math
 
 import pytest
@@ -13,7 +14,9 @@ TIGHT = dict(rtol=1e-10, atol=1e-10)
 
 def random_tanh_field(dim, seed, scale=3.0):
     torch.manual_seed(seed)
-    field = au.MLPField(dim, hidden_dim=16, time_dependent=True, activation="tanh").double()
+    field = au.MLPField(
+        dim, hidden_dim=16, time_dependent=True, activation="tanh"
+    ).double()
     with torch.no_grad():  # make the flow move points noticeably
         field.net[-1].weight.mul_(scale)
     return field
@@ -30,7 +33,9 @@ def test_liouville_determinant_equals_autograd_determinant(dim, seed):
     assert torch.allclose(z, th.flow(field, x, 1.0, **TIGHT), atol=1e-9)
     assert torch.allclose(logdet.exp(), det, rtol=1e-7, atol=0)
     assert (det > 0).all()
-    assert not torch.allclose(det, torch.ones_like(det), atol=1e-2)  # a non-trivial check
+    assert not torch.allclose(
+        det, torch.ones_like(det), atol=1e-2
+    )  # a non-trivial check
 
 
 def test_liouville_leaves_nfe_counter_alone():
@@ -68,9 +73,13 @@ def test_rotation_field_maps_x_to_minus_x_with_positive_determinant():
     x = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
     z = th.flow(block, x, T=1.0, **TIGHT)
     assert torch.allclose(z[:, 0], -x[:, 0], atol=1e-8)
-    assert torch.allclose(z[:, 1], torch.zeros(9, dtype=torch.float64), atol=1e-8)
+    assert torch.allclose(
+        z[:, 1], torch.zeros(9, dtype=torch.float64), atol=1e-8
+    )
     _, logdet = th.liouville_logdet(block, x, T=1.0, **TIGHT)
-    assert torch.allclose(logdet, torch.zeros(9, dtype=torch.float64), atol=1e-10)  # det = 1 > 0
+    assert torch.allclose(
+        logdet, torch.zeros(9, dtype=torch.float64), atol=1e-10
+    )  # det = 1 > 0
     det = th.autograd_jacobian_det(block, x[:3], T=1.0, **TIGHT)
     assert torch.allclose(det, torch.ones(3, dtype=torch.float64), atol=1e-7)
 
@@ -85,15 +94,19 @@ def test_order_changes():
 
 def test_euler_crosses_where_the_exact_flow_cannot():
     """h' = -5 h: exact solutions keep their order; Euler with dt = 0.5 flips the sign."""
+
     class Linear(au.CountingField):
         dim = 1
 
         def forward(self, t, h):
             return -5.0 * h
+
     x = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
     times = torch.linspace(0, 1, 3, dtype=torch.float64)
     assert th.order_changes(th.flow(Linear(), x, times=times, method="euler"))
-    assert not th.order_changes(th.flow(Linear(), x, times=torch.linspace(0, 1, 50), **TIGHT))
+    assert not th.order_changes(
+        th.flow(Linear(), x, times=torch.linspace(0, 1, 50), **TIGHT)
+    )
 
 
 def test_vector_field_on_grid_and_disk_grid():
@@ -109,6 +122,7 @@ def test_gap_analysis_counts():
     class Radial(torch.nn.Module):  # g(x) = ||x|| - 0.75: the ideal classifier
         def forward(self, x):
             return x.norm(dim=1, keepdim=True) - 0.75
+
     out = th.gap_analysis(Radial(), num=61)
     assert out["wrong_inner"] == 0 and out["wrong_annulus"] == 0
     assert out["n_inner"] + out["n_gap"] + out["n_annulus"] == len(out["x"])
@@ -116,30 +130,50 @@ def test_gap_analysis_counts():
 
 
 def test_node_cannot_fit_g1d_but_resnet_can():
-    node = au.run_toy(au.make_config(task="g1d", model="node", readout=False, epochs=25, lr=1e-2))
+    node = au.run_toy(
+        au.make_config(
+            task="g1d", model="node", readout=False, epochs=25, lr=1e-2
+        )
+    )
     assert node["final"]["train_loss"] > 0.9
     # without a readout the blocks must move h down as well as up: no outer ReLU
-    resnet = au.run_toy(au.make_config(task="g1d", model="resnet", num_layers=2, readout=False,
-                                       out_relu=False, epochs=50, lr=1e-2))
+    resnet = au.run_toy(
+        au.make_config(
+            task="g1d",
+            model="resnet",
+            num_layers=2,
+            readout=False,
+            out_relu=False,
+            epochs=50,
+            lr=1e-2,
+        )
+    )
     assert resnet["final"]["train_loss"] < 0.1
 
 
-@pytest.mark.parametrize("call", [
-    lambda: th.flow(th.RotationField(), torch.zeros(3, 3)),
-    lambda: th.flow(th.RotationField(), torch.zeros(3)),
-    lambda: th.flow(th.RotationField(), torch.zeros(3, 2), T=0),
-    lambda: th.flow(th.RotationField(), torch.zeros(3, 2), times=[0.0, 1.0, 0.5]),
-    lambda: th.flow(th.RotationField(), torch.zeros(3, 2), method="nope"),
-    lambda: th.flow(th.RotationField(), torch.zeros(3, 2), tol=1e-3),
-    lambda: th.invert(au.ODEBlock(th.RotationField(), 1, 1), torch.zeros(3, 1)),
-    lambda: th.RotationField(dim=1),
-    lambda: th.RotationField(plane=(0, 0)),
-    lambda: th.RotationField(omega=math.inf),
-    lambda: th.order_changes(torch.zeros(1, 3)),
-    lambda: th.gap_analysis(th.RotationField(), r1=1.0, r2=0.5),
-    lambda: th.disk_grid(-1.0),
-    lambda: th.flow("not a field", torch.zeros(3, 2)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: th.flow(th.RotationField(), torch.zeros(3, 3)),
+        lambda: th.flow(th.RotationField(), torch.zeros(3)),
+        lambda: th.flow(th.RotationField(), torch.zeros(3, 2), T=0),
+        lambda: th.flow(
+            th.RotationField(), torch.zeros(3, 2), times=[0.0, 1.0, 0.5]
+        ),
+        lambda: th.flow(th.RotationField(), torch.zeros(3, 2), method="nope"),
+        lambda: th.flow(th.RotationField(), torch.zeros(3, 2), tol=1e-3),
+        lambda: th.invert(
+            au.ODEBlock(th.RotationField(), 1, 1), torch.zeros(3, 1)
+        ),
+        lambda: th.RotationField(dim=1),
+        lambda: th.RotationField(plane=(0, 0)),
+        lambda: th.RotationField(omega=math.inf),
+        lambda: th.order_changes(torch.zeros(1, 3)),
+        lambda: th.gap_analysis(th.RotationField(), r1=1.0, r2=0.5),
+        lambda: th.disk_grid(-1.0),
+        lambda: th.flow("not a field", torch.zeros(3, 2)),
+    ],
+)
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
@@ -150,8 +184,12 @@ def test_annulus_lift_anode_represents_g_exactly(dim):
     x, y = au.concentric_spheres(dim, 200, 300, seed=1)
     block = th.annulus_lift_anode(dim).double()
     z = block(x.double())
-    assert torch.allclose(z[:, :dim], x.double())            # the data coordinates do not move
-    assert torch.allclose(z[:, -1:], y.double(), atol=1e-6)  # the lifted coordinate is g(x)
+    assert torch.allclose(
+        z[:, :dim], x.double()
+    )  # the data coordinates do not move
+    assert torch.allclose(
+        z[:, -1:], y.double(), atol=1e-6
+    )  # the lifted coordinate is g(x)
 
 
 def test_annulus_lift_flow_inverts_and_preserves_volume():
@@ -159,7 +197,7 @@ def test_annulus_lift_flow_inverts_and_preserves_volume():
     block = th.annulus_lift_anode(2, rtol=1e-8, atol=1e-8).double()
     assert th.inversion_error(block, x.double()) < 1e-6
     _, logdet = th.liouville_logdet(block, x.double(), rtol=1e-8, atol=1e-8)
-    assert logdet.abs().max() < 1e-10                       # a shear: divergence 0, det 1
+    assert logdet.abs().max() < 1e-10  # a shear: divergence 0, det 1
 
 
 def test_annulus_lift_field_checks_its_radii():
@@ -174,7 +212,9 @@ def test_monotone_fit_bound_of_three_blocks():
     x = torch.arange(a + b + c, dtype=torch.float64)
     y = torch.cat([torch.ones(a), -torch.ones(b), torch.ones(c)])
     mse, acc = th.monotone_fit_bound(x, y)
-    assert mse == pytest.approx(min(4 * a * b / (a + b), 4 * b * c / (b + c)) / (a + b + c))
+    assert mse == pytest.approx(
+        min(4 * a * b / (a + b), 4 * b * c / (b + c)) / (a + b + c)
+    )
     assert acc == pytest.approx((b + a) / (a + b + c))
 
 

@@ -4,8 +4,16 @@ import pytest
 import torch
 
 import anode_utils as au
-from anode_utils.regularizers import RegularizedODENet, exact_trace, hutchinson_trace
-from anode_utils.variants import (LearnedAugmentODENet, SecondOrderODENet, matched_hidden_dim)
+from anode_utils.regularizers import (
+    RegularizedODENet,
+    exact_trace,
+    hutchinson_trace,
+)
+from anode_utils.variants import (
+    LearnedAugmentODENet,
+    SecondOrderODENet,
+    matched_hidden_dim,
+)
 
 
 def test_learned_augmentation_with_zero_map_is_zero_augmentation():
@@ -34,7 +42,9 @@ def test_second_order_dynamics_velocity_is_derivative_of_position():
 
 def test_matched_hidden_dim_keeps_parameter_budget():
     target = au.count_parameters(au.ODENet(2, augment_dim=2, hidden_dim=32))
-    h = matched_hidden_dim(lambda w: SecondOrderODENet(2, hidden_dim=w), target)
+    h = matched_hidden_dim(
+        lambda w: SecondOrderODENet(2, hidden_dim=w), target
+    )
     assert au.count_parameters(SecondOrderODENet(2, hidden_dim=h)) <= target
     assert au.count_parameters(SecondOrderODENet(2, hidden_dim=h + 1)) > target
     with pytest.raises(ValueError, match="no hidden width"):
@@ -48,28 +58,50 @@ def test_hutchinson_estimator_is_unbiased():
     exact = exact_trace(lambda z: field(torch.tensor(0.0), z), h)
     hh = h.repeat(20000, 1).requires_grad_(True)
     out = field(torch.tensor(0.0), hh)
-    est = hutchinson_trace(out, hh, torch.randn_like(hh)).reshape(20000, 4).mean(0)
+    est = (
+        hutchinson_trace(out, hh, torch.randn_like(hh))
+        .reshape(20000, 4)
+        .mean(0)
+    )
     se = 4 * exact.abs().max() / math.sqrt(20000) + 1e-3
     assert torch.allclose(est, exact, atol=float(se))
 
 
 def test_regularized_model_penalises_and_trains():
     torch.manual_seed(0)
-    reg = RegularizedODENet(au.ODENet(2, augment_dim=1), kinetic=0.1, jacobian=0.1)
+    reg = RegularizedODENet(
+        au.ODENet(2, augment_dim=1), kinetic=0.1, jacobian=0.1
+    )
     x, y = au.concentric_spheres(2, 30, 60)
     out = reg(x)
-    assert out.shape == (90, 1) and reg.penalty is not None and reg.penalty.item() > 0
+    assert (
+        out.shape == (90, 1)
+        and reg.penalty is not None
+        and reg.penalty.item() > 0
+    )
     reg.eval()
-    assert torch.allclose(reg(x), reg.model(x), atol=1e-6) and reg.penalty is None
+    assert (
+        torch.allclose(reg(x), reg.model(x), atol=1e-6) and reg.penalty is None
+    )
     reg.train()
     h = au.train(reg, x, y, epochs=1, batch_size=30)
     assert len(h) == 3 and all(n > 0 for n in h.nfe_forward)
     # the penalty reaches the gradient: with a huge weight the field is pushed towards zero
     torch.manual_seed(0)
     strong = RegularizedODENet(au.ODENet(2, augment_dim=1), kinetic=100.0)
-    before = strong.model.field(torch.tensor(0.0), au.augment(x, 1)).pow(2).mean().item()
+    before = (
+        strong.model.field(torch.tensor(0.0), au.augment(x, 1))
+        .pow(2)
+        .mean()
+        .item()
+    )
     au.train(strong, x, y, epochs=20, batch_size=90, lr=1e-2)
-    after = strong.model.field(torch.tensor(0.0), au.augment(x, 1)).pow(2).mean().item()
+    after = (
+        strong.model.field(torch.tensor(0.0), au.augment(x, 1))
+        .pow(2)
+        .mean()
+        .item()
+    )
     assert after < 0.2 * before
 
 
@@ -88,7 +120,7 @@ def test_kinetic_penalty_is_integral_of_squared_speed():
         net[4].weight[0, 0], net[4].weight[0, 1] = a, -a
     x = torch.tensor([[1.0]])
     reg(x)
-    expected = a ** 2 * (math.exp(2 * a) - 1) / (2 * a)
+    expected = a**2 * (math.exp(2 * a) - 1) / (2 * a)
     assert reg.penalty.item() == pytest.approx(expected, rel=1e-4)
 
 
@@ -99,11 +131,19 @@ def test_bad_regularizer_arguments():
         RegularizedODENet(au.ODENet(2), end_time_jitter=1.5)
 
 
-@pytest.mark.parametrize("extra", [dict(model="learned_anode", augment_dim=1), dict(model="second_order"),
-                                   dict(model="anode", augment_dim=1, kinetic=0.01, jacobian=0.01),
-                                   dict(model="node", end_time_jitter=0.2)])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(model="learned_anode", augment_dim=1),
+        dict(model="second_order"),
+        dict(model="anode", augment_dim=1, kinetic=0.01, jacobian=0.01),
+        dict(model="node", end_time_jitter=0.2),
+    ],
+)
 def test_variants_run_from_configs(extra):
-    r = au.run_toy(dict(num_inner=30, num_outer=60, epochs=1, batch_size=30, **extra))
+    r = au.run_toy(
+        dict(num_inner=30, num_outer=60, epochs=1, batch_size=30, **extra)
+    )
     assert len(r["history"]["loss"]) == 3 and r["final"]["train_loss"] > 0
     assert au.load_model(r) is not None
 
@@ -116,28 +156,41 @@ def test_regularisers_need_an_ode_model():
 def test_frobenius_estimator_matches_the_exact_jacobian_norm():
     """The Jacobian penalty's integrand ||eps^T df/dh||^2 is unbiased for ||df/dh||_F^2."""
     from anode_utils.regularizers import RegularizedField
+
     torch.manual_seed(0)
     field = au.MLPField(3, time_dependent=False, activation="tanh").double()
     h = torch.randn(1, 3, dtype=torch.float64)
     t = torch.tensor(0.0, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda z: field(t, z[None])[0], h[0])
+    jac = torch.autograd.functional.jacobian(
+        lambda z: field(t, z[None])[0], h[0]
+    )
     exact = jac.pow(2).sum().item()
     n = 20000
     reg = RegularizedField(field)
-    reg.eps = torch.randn(n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    z = torch.cat([h.repeat(n, 1), torch.zeros(n, 2, dtype=torch.float64)], dim=1)
+    reg.eps = torch.randn(
+        n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)
+    )
+    z = torch.cat(
+        [h.repeat(n, 1), torch.zeros(n, 2, dtype=torch.float64)], dim=1
+    )
     est = reg(t, z)[:, -1].detach()
-    mean, se = est.mean().item(), est.std().item() / n ** 0.5
+    mean, se = est.mean().item(), est.std().item() / n**0.5
     assert abs(mean - exact) < 4 * se, (mean, exact, se)
-    assert se < 0.05 * exact  # the check has power: the standard error is small against the value
+    assert (
+        se < 0.05 * exact
+    )  # the check has power: the standard error is small against the value
 
 
 def test_second_order_defaults_follow_norcliffe_et_al():
     torch.manual_seed(0)
     model = SecondOrderODENet(2)
     x = torch.randn(5, 2)
-    assert torch.equal(model.initial_state(x)[:, 2:], torch.zeros(5, 2))   # v(0) = W x + b starts at 0
-    assert model.velocity is not None and model.readout.in_features == 2    # reads the position only
+    assert torch.equal(
+        model.initial_state(x)[:, 2:], torch.zeros(5, 2)
+    )  # v(0) = W x + b starts at 0
+    assert (
+        model.velocity is not None and model.readout.in_features == 2
+    )  # reads the position only
     old = SecondOrderODENet(2, initial_velocity="zero", readout="state")
     assert old.velocity is None and old.readout.in_features == 4
     with pytest.raises(ValueError, match="initial_velocity"):
@@ -150,13 +203,19 @@ def test_regularizer_draws_from_its_generator_not_the_global_one():
     """End times and Hutchinson probes come from the generator the model is given: the same
     seed gives the same penalty, and torch's global generator is left as it was."""
     from anode_utils.regularizers import RegularizedODENet
+
     torch.manual_seed(0)
     base = au.ODENet(2, augment_dim=1)
     x = torch.randn(8, 2)
     penalties = []
     for _ in range(2):
-        model = RegularizedODENet(base, kinetic=0.1, jacobian=0.1, end_time_jitter=0.3,
-                                  generator=torch.Generator().manual_seed(5))
+        model = RegularizedODENet(
+            base,
+            kinetic=0.1,
+            jacobian=0.1,
+            end_time_jitter=0.3,
+            generator=torch.Generator().manual_seed(5),
+        )
         state = torch.get_rng_state()
         model(x)
         assert torch.equal(torch.get_rng_state(), state)
@@ -177,5 +236,8 @@ def test_make_model_leaves_the_global_generator_alone():
     torch.manual_seed(3)
     twin = au.ODENet(2, augment_dim=1)
     expected = torch.rand(())
-    assert all(torch.equal(a, b) for a, b in zip(model.model.parameters(), twin.parameters()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.model.parameters(), twin.parameters())
+    )
     assert torch.equal(torch.rand((), generator=model.generator), expected)

@@ -318,7 +318,7 @@ def toy_claims(files=None):
             ),
         ]
     rows.insert(
-        8,
+        7,
         Claim(
             "5.1",
             "The NFE nearly doubles for NODEs (d = 1, Fig. 8).",

@@ -296,8 +296,8 @@ def toy_claims(files=None):
                 "validation - training MSE lower than the NODE's",
                 V.compare(
                     "ANODE's generalisation gap below the NODE's" + tag,
-                    _gen_gap(gen, name),
-                    _gen_gap(gen, "node"),
+                    generalization_gaps(gen, name),
+                    generalization_gaps(gen, "node"),
                     "lower",
                     label=("ANODE", "NODE"),
                 ),
@@ -373,7 +373,8 @@ def image_claims(verdicts=None):
     return rows
 
 
-def _gen_gap(res, name):
+def generalization_gaps(res, name):
+    """Per-seed validation minus training MSE of experiment ``name``."""
     return [
         v - t
         for v, t in zip(
@@ -475,6 +476,7 @@ __all__ = [
     "describe",
     "finals",
     "gaps",
+    "generalization_gaps",
     "html_table",
     "image_claims",
     "iterations_to",

@@ -104,7 +104,9 @@ def _plain_outputs(cell):
     for o in cell.get("outputs", []):
         if o.get("output_type") == "stream":
             out.append("".join(o["text"]))
-        elif "text/plain" in o.get("data", {}):
+        elif "text/plain" in o.get("data", {}) and not any(
+            "widget-view" in k for k in o["data"]
+        ):  # a widget's text/plain is a fallback the book never shows
             out.append("".join(o["data"]["text/plain"]))
     return out
 

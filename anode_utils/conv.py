@@ -5,10 +5,16 @@ zeros, so the ODE is solved in R^{(c + p) x height x width}. The vector field is
 1x1 conv -> 3x3 conv -> 1x1 conv with ReLUs; a linear map reads the class scores off the
 flattened features h(T).
 """
+
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_img_size, check_nonneg_int, check_pos_int
+from ._checks import (
+    check_choice,
+    check_img_size,
+    check_nonneg_int,
+    check_pos_int,
+)
 from .fields import CountingField
 from .ode import ODEBlock
 
@@ -39,7 +45,9 @@ class ConvField(CountingField):
         self.time_dependent = bool(time_dependent)
         k = int(self.time_dependent)
         self.conv1 = nn.Conv2d(channels + k, num_filters, kernel_size=1)
-        self.conv2 = nn.Conv2d(num_filters + k, num_filters, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(
+            num_filters + k, num_filters, kernel_size=3, padding=1
+        )
         self.conv3 = nn.Conv2d(num_filters + k, channels, kernel_size=1)
         self.act = nn.ReLU(inplace=True)
 
@@ -52,13 +60,17 @@ class ConvField(CountingField):
         if not self.time_dependent:
             return h
         b, _, height, width = h.shape
-        return torch.cat([h, t.to(h).reshape(1, 1, 1, 1).expand(b, 1, height, width)], dim=1)
+        return torch.cat(
+            [h, t.to(h).reshape(1, 1, 1, 1).expand(b, 1, height, width)], dim=1
+        )
 
     def forward(self, t, h):
         self.nfe += 1
         if h.dim() != 4 or h.shape[1] != self.channels:
-            raise ValueError(f"h must have shape (batch, {self.channels}, height, width); "
-                             f"got {tuple(h.shape)}")
+            raise ValueError(
+                f"h must have shape (batch, {self.channels}, height, width); "
+                f"got {tuple(h.shape)}"
+            )
         out = self.act(self.conv1(self._with_time(t, h)))
         out = self.act(self.conv2(self._with_time(t, out)))
         return self.conv3(self._with_time(t, out))
@@ -83,15 +95,27 @@ class ConvODEBlock(ODEBlock):
     """
 
     def forward(self, x, times=None):
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.data_dim:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a tensor of shape (batch, {self.data_dim}, height, width) "
-                             f"to match the model's {self.data_dim} input channels; got {shape}")
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.dim() != 4
+            or x.shape[1] != self.data_dim
+        ):
+            shape = (
+                tuple(x.shape)
+                if isinstance(x, torch.Tensor)
+                else type(x).__name__
+            )
+            raise ValueError(
+                f"x must be a tensor of shape (batch, {self.data_dim}, height, width) "
+                f"to match the model's {self.data_dim} input channels; got {shape}"
+            )
         h0 = augment_channels(x, self.augment_dim)
         if times is None:
             t = torch.tensor([0.0, self.T], dtype=x.dtype, device=x.device)
             return self.solve(h0, t)[-1]
-        return self.solve(h0, torch.as_tensor(times, dtype=x.dtype, device=x.device))
+        return self.solve(
+            h0, torch.as_tensor(times, dtype=x.dtype, device=x.device)
+        )
 
 
 class ConvODENet(nn.Module):
@@ -108,8 +132,15 @@ class ConvODENet(nn.Module):
     Shapes: x (batch, c, height, width) -> logits (batch, output_dim).
     """
 
-    def __init__(self, img_size, num_filters, augment_dim=0, output_dim=10, time_dependent=False,
-                 **solver):
+    def __init__(
+        self,
+        img_size,
+        num_filters,
+        augment_dim=0,
+        output_dim=10,
+        time_dependent=False,
+        **solver,
+    ):
         super().__init__()
         c, height, width = check_img_size(img_size)
         self.img_size = (c, height, width)
@@ -117,7 +148,9 @@ class ConvODENet(nn.Module):
         field = ConvField(c + augment_dim, num_filters, time_dependent)
         self.odeblock = ConvODEBlock(field, c, augment_dim, **solver)
         self.output_dim = check_pos_int("output_dim", output_dim)
-        self.readout = nn.Linear((c + augment_dim) * height * width, output_dim)
+        self.readout = nn.Linear(
+            (c + augment_dim) * height * width, output_dim
+        )
 
     @property
     def augment_dim(self):
@@ -144,7 +177,12 @@ def preset(dataset, model, img_size=None, **kwargs):
     check_choice("dataset", dataset, tuple(PRESETS))
     check_choice("model", model, ("node", "anode"))
     num_filters, augment_dim = PRESETS[dataset][model]
-    return ConvODENet(img_size or PRESETS[dataset]["img_size"], num_filters, augment_dim, **kwargs)
+    return ConvODENet(
+        img_size or PRESETS[dataset]["img_size"],
+        num_filters,
+        augment_dim,
+        **kwargs,
+    )
 
 
 class ReadoutNet(nn.Module):
@@ -162,12 +200,29 @@ class ReadoutNet(nn.Module):
         self.readout = nn.Linear(c * height * width, self.output_dim)
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.img_size:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be a tensor of shape (batch, {', '.join(map(str, self.img_size))}); "
-                             f"got {shape}")
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.dim() != 4
+            or tuple(x.shape[1:]) != self.img_size
+        ):
+            shape = (
+                tuple(x.shape)
+                if isinstance(x, torch.Tensor)
+                else type(x).__name__
+            )
+            raise ValueError(
+                f"x must be a tensor of shape (batch, {', '.join(map(str, self.img_size))}); "
+                f"got {shape}"
+            )
         return self.readout(x.flatten(1))
 
 
-__all__ = ["PRESETS", "ConvField", "ConvODEBlock", "ConvODENet", "ReadoutNet", "augment_channels",
-           "preset"]
+__all__ = [
+    "PRESETS",
+    "ConvField",
+    "ConvODEBlock",
+    "ConvODENet",
+    "ReadoutNet",
+    "augment_channels",
+    "preset",
+]

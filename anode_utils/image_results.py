@@ -27,6 +27,7 @@ set of numerics. Layout (JSON)::
 Floats are rounded to 5 significant digits. A file may hold runs of different lengths (a
 wall-clock budget stops some early): ``status``/``stopped_by`` say which.
 """
+
 import contextlib
 import hashlib
 import pathlib
@@ -38,9 +39,24 @@ from .training import SERIES  # noqa: F401  (image_results.SERIES: the series a 
 
 FORMAT = "anode_utils.image-results/1"
 #: Options that change the model or the numerics: a checkpoint resumes only with the same.
-CHECKPOINT_KEYS = ("dataset", "model", "filters", "augment_dim", "time_dependent", "img_size",
-                   "subset", "batch_size", "lr", "weight_decay", "method", "tol", "step_size",
-                   "adjoint", "max_num_steps", "tf32")
+CHECKPOINT_KEYS = (
+    "dataset",
+    "model",
+    "filters",
+    "augment_dim",
+    "time_dependent",
+    "img_size",
+    "subset",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "method",
+    "tol",
+    "step_size",
+    "adjoint",
+    "max_num_steps",
+    "tf32",
+)
 #: Options every run of one results file shares (the test set too: accuracies must compare).
 EXPERIMENT_KEYS = CHECKPOINT_KEYS + ("test_subset",)
 
@@ -57,11 +73,15 @@ def experiment_of(config):
 
 def differences(old, new, keys):
     """[(key, old value, new value)] for the keys where two configurations differ."""
-    return [(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
+    return [
+        (k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)
+    ]
 
 
 def describe(diffs):
-    return "; ".join(f"{option(k)} {a!r} there, {b!r} now" for k, a, b in diffs)
+    return "; ".join(
+        f"{option(k)} {a!r} there, {b!r} now" for k, a, b in diffs
+    )
 
 
 @contextlib.contextmanager
@@ -73,8 +93,12 @@ def _locked(path):
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    key = hashlib.md5(str(pathlib.Path(path).resolve()).encode()).hexdigest()[:16]
-    with open(pathlib.Path(tempfile.gettempdir()) / f"anode_utils-{key}.lock", "w") as f:
+    key = hashlib.md5(str(pathlib.Path(path).resolve()).encode()).hexdigest()[
+        :16
+    ]
+    with open(
+        pathlib.Path(tempfile.gettempdir()) / f"anode_utils-{key}.lock", "w"
+    ) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -92,17 +116,23 @@ def read_existing(path, experiment):
     try:
         res = read_json(path)
     except (ValueError, OSError) as err:
-        raise ValueError(f"--out {path} exists but is not readable JSON ({err}); move it away or "
-                         f"pass another --out") from None
+        raise ValueError(
+            f"--out {path} exists but is not readable JSON ({err}); move it away or "
+            f"pass another --out"
+        ) from None
     if not isinstance(res, dict) or res.get("format") != FORMAT:
         found = res.get("format") if isinstance(res, dict) else None
-        raise ValueError(f"--out {path} exists and is not an image results file (format {found!r}, "
-                         f"expected {FORMAT!r}); it is left alone: pass another --out")
+        raise ValueError(
+            f"--out {path} exists and is not an image results file (format {found!r}, "
+            f"expected {FORMAT!r}); it is left alone: pass another --out"
+        )
     diffs = differences(res["experiment"], experiment, EXPERIMENT_KEYS)
     if diffs:
-        raise ValueError(f"--out {path} holds runs (seeds {seeds_in(res)}) of another experiment "
-                         f"({describe(diffs)}); they are left alone: pass another --out, or the "
-                         f"same options to add seeds to it")
+        raise ValueError(
+            f"--out {path} holds runs (seeds {seeds_in(res)}) of another experiment "
+            f"({describe(diffs)}); they are left alone: pass another --out, or the "
+            f"same options to add seeds to it"
+        )
     return res
 
 
@@ -115,11 +145,21 @@ def write_run(path, experiment, run, num_parameters, argv=None):
     under a lock: runs of other seeds already there are kept. Returns the file's content."""
     path = pathlib.Path(path)
     with _locked(path):
-        res = read_existing(path, experiment) or {"format": FORMAT, "experiment": experiment, "runs": []}
-        runs = [r for r in res["runs"] if r["seed"] != run["seed"]] + [round_sig(run)]
-        res = {"format": FORMAT, "experiment": experiment, "num_parameters": num_parameters,
-               "provenance": round_sig(run.get("provenance") or provenance(argv)),
-               "runs": sorted(runs, key=lambda r: r["seed"])}
+        res = read_existing(path, experiment) or {
+            "format": FORMAT,
+            "experiment": experiment,
+            "runs": [],
+        }
+        runs = [r for r in res["runs"] if r["seed"] != run["seed"]] + [
+            round_sig(run)
+        ]
+        res = {
+            "format": FORMAT,
+            "experiment": experiment,
+            "num_parameters": num_parameters,
+            "provenance": round_sig(run.get("provenance") or provenance(argv)),
+            "runs": sorted(runs, key=lambda r: r["seed"]),
+        }
         write_results(path, res)
     return res
 
@@ -129,43 +169,60 @@ def load_image_results(name):
     ``anode_utils/results/images/`` (``'mnist_node'`` or ``'images/mnist_node'``; see
     :func:`anode_utils.resources.results_path`). Raises ValueError for another format."""
     from .resources import available_results, results_path
+
     p = pathlib.Path(name)
     if p.suffix == ".json":
         if not p.is_file():
             raise FileNotFoundError(f"no image results file at {p}")
         path = p
     else:
-        name = p.as_posix() if p.parts and p.parts[0] == "images" else f"images/{p.as_posix()}"
+        name = (
+            p.as_posix()
+            if p.parts and p.parts[0] == "images"
+            else f"images/{p.as_posix()}"
+        )
         try:
             path = results_path(name)
         except FileNotFoundError:
             shipped = ", ".join(available_results("images")) or "none yet"
-            raise FileNotFoundError(f"no results file {name!r} in the package (shipped image results: "
-                                    f"{shipped}); pass the path of a .json file instead") from None
+            raise FileNotFoundError(
+                f"no results file {name!r} in the package (shipped image results: "
+                f"{shipped}); pass the path of a .json file instead"
+            ) from None
     res = read_json(path)
     if not isinstance(res, dict) or res.get("format") != FORMAT:
         found = res.get("format") if isinstance(res, dict) else None
-        raise ValueError(f"{path} is not an image results file (format {found!r}, expected {FORMAT!r})")
+        raise ValueError(
+            f"{path} is not an image results file (format {found!r}, expected {FORMAT!r})"
+        )
     return res
 
 
 def _check_results(results):
-    if not isinstance(results, dict) or not isinstance(results.get("runs"), list):
-        raise ValueError(f"results must be an image results file's contents "
-                         f"(au.load_image_results(...)), a dict with 'runs'; got "
-                         f"{type(results).__name__}")
+    if not isinstance(results, dict) or not isinstance(
+        results.get("runs"), list
+    ):
+        raise ValueError(
+            f"results must be an image results file's contents "
+            f"(au.load_image_results(...)), a dict with 'runs'; got "
+            f"{type(results).__name__}"
+        )
 
 
 def image_histories(results, complete_only=False):
     """One :class:`~anode_utils.training.History` per run (per-epoch test metrics as val_*)."""
     from .training import History
+
     _check_results(results)
     out = []
     for r in results["runs"]:
         if complete_only and r["status"] != "complete":
             continue
-        h = dict(r["history"], val_loss=r.get("test_loss_per_epoch", []),
-                 val_accuracy=r.get("test_accuracy_per_epoch", []))
+        h = dict(
+            r["history"],
+            val_loss=r.get("test_loss_per_epoch", []),
+            val_accuracy=r.get("test_accuracy_per_epoch", []),
+        )
         out.append(History.from_dict(h))
     return out
 
@@ -176,10 +233,21 @@ def summary(results):
     rows = []
     for r, h in zip(results["runs"], image_histories(results)):
         means = h.epoch_means("nfe_forward")
-        nfe = means[-1] if means else (sum(h.nfe_forward) / len(h) if len(h) else None)
-        rows.append({"seed": r["seed"], "status": r["status"], "iterations": r["iterations"],
-                     "epochs_completed": r["epochs_completed"], "test_accuracy": r["test_accuracy"],
-                     "nfe_forward_last_epoch": nfe})
+        nfe = (
+            means[-1]
+            if means
+            else (sum(h.nfe_forward) / len(h) if len(h) else None)
+        )
+        rows.append(
+            {
+                "seed": r["seed"],
+                "status": r["status"],
+                "iterations": r["iterations"],
+                "epochs_completed": r["epochs_completed"],
+                "test_accuracy": r["test_accuracy"],
+                "nfe_forward_last_epoch": nfe,
+            }
+        )
     return rows
 
 
@@ -191,8 +259,11 @@ def seed_metrics(results):
     for r, h in zip(results["runs"], image_histories(results)):
         if r["status"] != "complete" or not h.epoch_end:
             continue
-        out[r["seed"]] = {"loss": h.epoch_means("loss")[-1], "nfe": h.epoch_means("nfe_forward")[-1],
-                          "test_accuracy": r["test_accuracy"]}
+        out[r["seed"]] = {
+            "loss": h.epoch_means("loss")[-1],
+            "nfe": h.epoch_means("nfe_forward")[-1],
+            "test_accuracy": r["test_accuracy"],
+        }
     return out
 
 
@@ -201,10 +272,17 @@ def seed_metrics(results):
 SECTION_52_CLAIMS = (
     ("nfe", "ANODE needs fewer function evaluations than the NODE", "lower"),
     ("loss", "ANODE reaches a lower training loss than the NODE", "lower"),
-    ("test_accuracy", "ANODE reaches a higher test accuracy than the NODE", "higher"),
+    (
+        "test_accuracy",
+        "ANODE reaches a higher test accuracy than the NODE",
+        "higher",
+    ),
 )
-_METRIC_WORDS = {"nfe": "forward NFE (last-epoch mean)", "loss": "training loss (last-epoch mean)",
-                 "test_accuracy": "test accuracy"}
+_METRIC_WORDS = {
+    "nfe": "forward NFE (last-epoch mean)",
+    "loss": "training loss (last-epoch mean)",
+    "test_accuracy": "test accuracy",
+}
 
 
 def section52_claims(node, anode, k=2.0):
@@ -215,23 +293,42 @@ def section52_claims(node, anode, k=2.0):
     ``ok``, ``count`` (seeds run with both models where the ANODE is on the claimed side) and
     ``seeds``. Needs at least two complete runs of each model."""
     from .stats import clearly_below
+
     m_node, m_anode = seed_metrics(node), seed_metrics(anode)
     for name, m in (("NODE", m_node), ("ANODE", m_anode)):
         if len(m) < 2:
-            raise ValueError(f"the {name} results hold {len(m)} complete run(s); comparing means "
-                             f"over seeds needs at least two")
+            raise ValueError(
+                f"the {name} results hold {len(m)} complete run(s); comparing means "
+                f"over seeds needs at least two"
+            )
     both = sorted(set(m_node) & set(m_anode))
     rows = []
     for metric, claim, direction in SECTION_52_CLAIMS:
         a = [m_anode[s][metric] for s in sorted(m_anode)]
         n = [m_node[s][metric] for s in sorted(m_node)]
-        ok = clearly_below(a, n, k) if direction == "lower" else clearly_below(n, a, k)
-        side = (lambda s: m_anode[s][metric] < m_node[s][metric]) if direction == "lower" else \
-            (lambda s: m_anode[s][metric] > m_node[s][metric])
-        rows.append({"metric": metric, "claim": claim,
-                     "test": f"{_METRIC_WORDS[metric]}: ANODE {direction} than NODE by more than "
-                             f"{k:g} standard errors of the difference of seed means",
-                     "node": n, "anode": a, "ok": ok, "count": sum(map(side, both)), "seeds": len(both)})
+        ok = (
+            clearly_below(a, n, k)
+            if direction == "lower"
+            else clearly_below(n, a, k)
+        )
+        side = (
+            (lambda s: m_anode[s][metric] < m_node[s][metric])
+            if direction == "lower"
+            else (lambda s: m_anode[s][metric] > m_node[s][metric])
+        )
+        rows.append(
+            {
+                "metric": metric,
+                "claim": claim,
+                "test": f"{_METRIC_WORDS[metric]}: ANODE {direction} than NODE by more than "
+                f"{k:g} standard errors of the difference of seed means",
+                "node": n,
+                "anode": a,
+                "ok": ok,
+                "count": sum(map(side, both)),
+                "seeds": len(both),
+            }
+        )
     return rows
 
 
@@ -240,10 +337,16 @@ def section52_claims(node, anode, k=2.0):
 #: Chapter 7's design (issue 22), fixed before the runs: 14x14 MNIST, 10,000 training images,
 #: the full test set, 10 epochs, batch 128, seeds 0-2. Results files shipped by name.
 DESIGN = {
-    "a": {"title": "(a) 32 filters, p = 5 against p = 0 (the paper's Fig. 10)",
-          "NODE": "mnist14_node32", "ANODE": "mnist14_anode32_p5"},
-    "b": {"title": "(b) matched pair, 32 filters + p = 2 against a 38-filter NODE",
-          "NODE": "mnist14_node38", "ANODE": "mnist14_anode32_p2"},
+    "a": {
+        "title": "(a) 32 filters, p = 5 against p = 0 (the paper's Fig. 10)",
+        "NODE": "mnist14_node32",
+        "ANODE": "mnist14_anode32_p5",
+    },
+    "b": {
+        "title": "(b) matched pair, 32 filters + p = 2 against a 38-filter NODE",
+        "NODE": "mnist14_node38",
+        "ANODE": "mnist14_anode32_p2",
+    },
 }
 #: (c) the readout-only baseline: the same linear readout on the raw pixels (T = 0, NFE 0).
 DESIGN_BASELINE = "mnist14_readout"
@@ -253,10 +356,14 @@ LOSS_LEVEL = 0.5
 WINDOW = 20
 #: dopri5's floor in these runs: 2 + 6 * 3 evaluations (three steps, none rejected).
 NFE_FLOOR = 20
-FLOOR_REASON = (f"both models' median NFE stays at the solver's floor of {NFE_FLOOR} "
-                f"(three dopri5 steps)")
-BASELINE_REASON = ("the two ODE models do not both clearly beat the readout-only baseline in "
-                   "test accuracy")
+FLOOR_REASON = (
+    f"both models' median NFE stays at the solver's floor of {NFE_FLOOR} "
+    f"(three dopri5 steps)"
+)
+BASELINE_REASON = (
+    "the two ODE models do not both clearly beat the readout-only baseline in "
+    "test accuracy"
+)
 UNREACHED_REASON = "a seed never reached the loss level"
 
 
@@ -264,7 +371,7 @@ def _trailing_means(values, window):
     """Means of the full trailing windows: entry i is the mean of iterations i-window+2 .. i+1
     (1-based), for i >= window - 1 (earlier entries would mix in too few iterations)."""
     v = [float(x) for x in values]
-    out, total = [], sum(v[:window - 1])
+    out, total = [], sum(v[: window - 1])
     for i in range(window - 1, len(v)):
         total += v[i]
         out.append(total / window)
@@ -276,6 +383,7 @@ def iterations_to_loss(results, level=LOSS_LEVEL, window=WINDOW):
     """Per complete run, by seed: the first iteration at which the training loss, averaged over
     the last ``window`` iterations, is at or below ``level`` (None if it never is)."""
     from ._checks import check_pos_int, check_positive
+
     check_positive("level", level)
     check_pos_int("window", window)
     _check_results(results)
@@ -284,7 +392,9 @@ def iterations_to_loss(results, level=LOSS_LEVEL, window=WINDOW):
         if r["status"] != "complete":
             continue
         means = _trailing_means(h.loss, window)
-        out[r["seed"]] = next((i + window for i, m in enumerate(means) if m <= level), None)
+        out[r["seed"]] = next(
+            (i + window for i, m in enumerate(means) if m <= level), None
+        )
     return out
 
 
@@ -297,7 +407,11 @@ def nfe_at_loss(results, level=LOSS_LEVEL, window=WINDOW):
     for r, h in zip(results["runs"], image_histories(results)):
         if r["seed"] in at:
             i = at[r["seed"]]
-            out[r["seed"]] = None if i is None else sum(h.nfe_forward[i - window:i]) / window
+            out[r["seed"]] = (
+                None
+                if i is None
+                else sum(h.nfe_forward[i - window : i]) / window
+            )
     return out
 
 
@@ -306,12 +420,22 @@ def design_readouts(node, anode, level=LOSS_LEVEL, window=WINDOW):
     ``{"NODE": per-seed list, "ANODE": per-seed list}`` (seeds in order) under ``iterations``
     (to reach ``level``), ``nfe_at_loss``, ``nfe_last_epoch`` and ``test_accuracy``."""
     out = {}
-    for key, fn in (("iterations", iterations_to_loss), ("nfe_at_loss", nfe_at_loss)):
-        out[key] = {m: [v for _, v in sorted(fn(res, level, window).items())]
-                    for m, res in (("NODE", node), ("ANODE", anode))}
-    for key, metric in (("nfe_last_epoch", "nfe"), ("test_accuracy", "test_accuracy")):
-        out[key] = {m: [v[metric] for _, v in sorted(seed_metrics(res).items())]
-                    for m, res in (("NODE", node), ("ANODE", anode))}
+    for key, fn in (
+        ("iterations", iterations_to_loss),
+        ("nfe_at_loss", nfe_at_loss),
+    ):
+        out[key] = {
+            m: [v for _, v in sorted(fn(res, level, window).items())]
+            for m, res in (("NODE", node), ("ANODE", anode))
+        }
+    for key, metric in (
+        ("nfe_last_epoch", "nfe"),
+        ("test_accuracy", "test_accuracy"),
+    ):
+        out[key] = {
+            m: [v[metric] for _, v in sorted(seed_metrics(res).items())]
+            for m, res in (("NODE", node), ("ANODE", anode))
+        }
     return out
 
 
@@ -325,19 +449,32 @@ def baseline_verdicts(node, anode, baseline):
     """Two verdicts: each ODE model's test accuracy is higher than the readout-only baseline's
     (the condition every image verdict of its design needs)."""
     from .verdicts import compare
-    base = [v["test_accuracy"] for _, v in sorted(seed_metrics(baseline).items())]
+
+    base = [
+        v["test_accuracy"] for _, v in sorted(seed_metrics(baseline).items())
+    ]
     out = []
     for name, res in (("NODE", node), ("ANODE", anode)):
         e = res["experiment"]
         what = f"{name} ({e['filters']} filters, p = {e['augment_dim'] or 0})"
-        acc = [v["test_accuracy"] for _, v in sorted(seed_metrics(res).items())]
-        out.append(compare(f"the {what} beats the readout-only baseline in test accuracy",
-                           acc, base, "higher", label=(name, "readout")))
+        acc = [
+            v["test_accuracy"] for _, v in sorted(seed_metrics(res).items())
+        ]
+        out.append(
+            compare(
+                f"the {what} beats the readout-only baseline in test accuracy",
+                acc,
+                base,
+                "higher",
+                label=(name, "readout"),
+            )
+        )
     return out
 
 
-def readout_verdicts(node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WINDOW,
-                     prefix=""):
+def readout_verdicts(
+    node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WINDOW, prefix=""
+):
     """The four pre-registered claims of chapter 7 for one NODE / ANODE pair, decided by the
     book's one rule (:mod:`anode_utils.verdicts`), in this order: the ANODE reaches training
     loss ``level`` in fewer iterations; needs fewer forward NFE at that loss; needs fewer
@@ -346,6 +483,7 @@ def readout_verdicts(node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WIN
     reaches ``level`` (the first two), or when both models' median NFE is at or below
     :data:`NFE_FLOOR` (the two NFE claims)."""
     from .verdicts import INCONCLUSIVE, Verdict, compare
+
     r = design_readouts(node, anode, level, window)
     gate = None if baseline_ok else BASELINE_REASON
 
@@ -355,15 +493,38 @@ def readout_verdicts(node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WIN
     def floor(key):
         return all(_median(m) <= NFE_FLOOR for m in r[key].values())
 
-    specs = (("iterations", f"the ANODE reaches training loss {level:g} in fewer iterations",
-              "lower", lambda: UNREACHED_REASON if unreached("iterations") else None),
-             ("nfe_at_loss", f"the ANODE needs fewer forward NFE at training loss {level:g}",
-              "lower", lambda: UNREACHED_REASON if unreached("nfe_at_loss")
-              else FLOOR_REASON if floor("nfe_at_loss") else None),
-             ("nfe_last_epoch", "the ANODE needs fewer forward NFE over the last epoch",
-              "lower", lambda: FLOOR_REASON if floor("nfe_last_epoch") else None),
-             ("test_accuracy", "the ANODE reaches a higher test accuracy", "higher",
-              lambda: None))
+    specs = (
+        (
+            "iterations",
+            f"the ANODE reaches training loss {level:g} in fewer iterations",
+            "lower",
+            lambda: UNREACHED_REASON if unreached("iterations") else None,
+        ),
+        (
+            "nfe_at_loss",
+            f"the ANODE needs fewer forward NFE at training loss {level:g}",
+            "lower",
+            lambda: (
+                UNREACHED_REASON
+                if unreached("nfe_at_loss")
+                else FLOOR_REASON
+                if floor("nfe_at_loss")
+                else None
+            ),
+        ),
+        (
+            "nfe_last_epoch",
+            "the ANODE needs fewer forward NFE over the last epoch",
+            "lower",
+            lambda: FLOOR_REASON if floor("nfe_last_epoch") else None,
+        ),
+        (
+            "test_accuracy",
+            "the ANODE reaches a higher test accuracy",
+            "higher",
+            lambda: None,
+        ),
+    )
     out = []
     for key, claim, direction, reason in specs:
         why = gate or reason()
@@ -371,11 +532,25 @@ def readout_verdicts(node, anode, baseline_ok=True, level=LOSS_LEVEL, window=WIN
         a = [v for v in r[key]["ANODE"] if v is not None]
         b = [v for v in r[key]["NODE"] if v is not None]
         if not a or not b:
-            out.append(Verdict(prefix + claim, INCONCLUSIVE, why,
-                               f"seeds at the level: ANODE {len(a)}, NODE {len(b)}"))
+            out.append(
+                Verdict(
+                    prefix + claim,
+                    INCONCLUSIVE,
+                    why,
+                    f"seeds at the level: ANODE {len(a)}, NODE {len(b)}",
+                )
+            )
             continue
-        out.append(compare(prefix + claim, a, b, direction, cannot_decide=why,
-                           label=("ANODE", "NODE")))
+        out.append(
+            compare(
+                prefix + claim,
+                a,
+                b,
+                direction,
+                cannot_decide=why,
+                label=("ANODE", "NODE"),
+            )
+        )
     return out
 
 
@@ -389,17 +564,46 @@ def design_verdicts(include_baseline=False, level=LOSS_LEVEL, window=WINDOW):
     baseline = load_image_results(DESIGN_BASELINE)
     out = []
     for key, d in DESIGN.items():
-        node, anode = load_image_results(d["NODE"]), load_image_results(d["ANODE"])
+        node, anode = (
+            load_image_results(d["NODE"]),
+            load_image_results(d["ANODE"]),
+        )
         gates = baseline_verdicts(node, anode, baseline)
         if include_baseline:
             out += gates
-        out += readout_verdicts(node, anode, all(v.reproduced for v in gates), level, window,
-                                prefix=f"({key}) ")
+        out += readout_verdicts(
+            node,
+            anode,
+            all(v.reproduced for v in gates),
+            level,
+            window,
+            prefix=f"({key}) ",
+        )
     return out
 
 
-__all__ = ["CHECKPOINT_KEYS", "DESIGN", "DESIGN_BASELINE", "EXPERIMENT_KEYS", "FORMAT",
-           "LOSS_LEVEL", "NFE_FLOOR", "SECTION_52_CLAIMS", "WINDOW", "baseline_verdicts",
-           "design_readouts", "design_verdicts", "experiment_of", "image_histories",
-           "iterations_to_loss", "load_image_results", "nfe_at_loss", "read_existing",
-           "readout_verdicts", "section52_claims", "seed_metrics", "summary", "write_run"]
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "DESIGN",
+    "DESIGN_BASELINE",
+    "EXPERIMENT_KEYS",
+    "FORMAT",
+    "LOSS_LEVEL",
+    "NFE_FLOOR",
+    "SECTION_52_CLAIMS",
+    "WINDOW",
+    "baseline_verdicts",
+    "design_readouts",
+    "design_verdicts",
+    "experiment_of",
+    "image_histories",
+    "iterations_to_loss",
+    "load_image_results",
+    "nfe_at_loss",
+    "read_existing",
+    "readout_verdicts",
+    "section52_claims",
+    "seed_metrics",
+    "summary",
+    "write_run",
+]

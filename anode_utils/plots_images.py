@@ -6,6 +6,7 @@ Fig. 11 (test accuracy against NFE), NODE against ANODE, mean and spread over se
 :func:`~anode_utils.image_results.load_image_results`), e.g. ``{"NODE": node, "ANODE": anode}``.
 Each function draws on Axes and returns them.
 """
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -18,7 +19,10 @@ COLORS = (BLUE, RED, "#2ca02c", "#9467bd")
 
 def _colors(runs, colors=None):
     colors = colors or {}
-    return {label: colors.get(label, COLORS[i % len(COLORS)]) for i, label in enumerate(runs)}
+    return {
+        label: colors.get(label, COLORS[i % len(COLORS)])
+        for i, label in enumerate(runs)
+    }
 
 
 def _histories(results):
@@ -28,15 +32,27 @@ def _histories(results):
     return hs
 
 
-def plot_image_series(results, key="loss", label=None, color=None, ax=None, window=10, log=False):
+def plot_image_series(
+    results, key="loss", label=None, color=None, ax=None, window=10, log=False
+):
     """Mean +/- std over seeds of a per-iteration series (``'loss'``, ``'nfe_forward'``,
     ``'nfe_backward'``, ``'accuracy'``) against iterations, smoothed over ``window``
     iterations; seeds are cut to the shortest run."""
     hs = _histories(results)
-    window = max(1, min(window, min(len(h) for h in hs)))  # short runs: no wider than the run
-    ax = plot_history_band(hs, key, label=label, color=color, ax=ax, window=window, log=log)
-    ax.set_ylabel({"loss": "training loss", "nfe_forward": "forward NFE",
-                   "nfe_backward": "backward NFE", "accuracy": "training accuracy"}.get(key, key))
+    window = max(
+        1, min(window, min(len(h) for h in hs))
+    )  # short runs: no wider than the run
+    ax = plot_history_band(
+        hs, key, label=label, color=color, ax=ax, window=window, log=log
+    )
+    ax.set_ylabel(
+        {
+            "loss": "training loss",
+            "nfe_forward": "forward NFE",
+            "nfe_backward": "backward NFE",
+            "accuracy": "training accuracy",
+        }.get(key, key)
+    )
     return ax
 
 
@@ -49,7 +65,9 @@ def plot_nfe_vs_loss(results, label=None, color=None, ax=None, window=10):
     window = max(1, min(window, n))
     loss = np.stack([smooth(h.loss[:n], window) for h in hs])
     nfe = np.stack([smooth(h.nfe_forward[:n], window) for h in hs])
-    line, = ax.plot(loss.mean(0), nfe.mean(0), color=color, label=label, lw=1.8)
+    (line,) = ax.plot(
+        loss.mean(0), nfe.mean(0), color=color, label=label, lw=1.8
+    )
     if len(hs) > 1:
         for lo, nf in zip(loss, nfe):
             ax.plot(lo, nf, color=line.get_color(), lw=0.6, alpha=0.35)
@@ -66,8 +84,12 @@ def plot_fig10(runs, window=10, axes=None, colors=None, log_loss=False):
         _, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     colors = _colors(runs, colors)
     for label, res in runs.items():
-        plot_image_series(res, "loss", label, colors[label], axes[0], window, log=log_loss)
-        plot_image_series(res, "nfe_forward", label, colors[label], axes[1], window)
+        plot_image_series(
+            res, "loss", label, colors[label], axes[0], window, log=log_loss
+        )
+        plot_image_series(
+            res, "nfe_forward", label, colors[label], axes[1], window
+        )
         plot_nfe_vs_loss(res, label, colors[label], axes[2], window)
     for ax in axes:
         ax.legend(fontsize=8)
@@ -92,12 +114,24 @@ def plot_accuracy_vs_nfe(results, label=None, color=None, ax=None):
     ax = _ax(ax)
     points = [(n, a) for n, a in accuracy_vs_nfe(results) if n]
     if not points:
-        raise ValueError("the results hold no completed epoch with a test accuracy")
+        raise ValueError(
+            "the results hold no completed epoch with a test accuracy"
+        )
     k = min(len(n) for n, _ in points)
     nfe = np.array([n[:k] for n, _ in points], dtype=float)
     acc = np.array([a[:k] for _, a in points], dtype=float)
-    bars = ax.errorbar(nfe.mean(0), acc.mean(0), xerr=nfe.std(0), yerr=acc.std(0), color=color,
-                       label=label, marker="o", ms=4, lw=1.5, capsize=2)
+    bars = ax.errorbar(
+        nfe.mean(0),
+        acc.mean(0),
+        xerr=nfe.std(0),
+        yerr=acc.std(0),
+        color=color,
+        label=label,
+        marker="o",
+        ms=4,
+        lw=1.5,
+        capsize=2,
+    )
     c = bars.lines[0].get_color()
     for n, a in points:
         ax.scatter(n, a, color=c, s=8, alpha=0.4)
@@ -129,8 +163,18 @@ def plot_training_accuracy_vs_nfe(results, label=None, color=None, ax=None):
     k = min(len(h.epoch_end) for h in hs)
     nfe = np.array([h.epoch_means("nfe_forward")[:k] for h in hs], dtype=float)
     acc = np.array([h.epoch_means("accuracy")[:k] for h in hs], dtype=float)
-    bars = ax.errorbar(nfe.mean(0), acc.mean(0), xerr=nfe.std(0), yerr=acc.std(0),
-                       color=color, label=label, marker="o", ms=4, lw=1.5, capsize=2)
+    bars = ax.errorbar(
+        nfe.mean(0),
+        acc.mean(0),
+        xerr=nfe.std(0),
+        yerr=acc.std(0),
+        color=color,
+        label=label,
+        marker="o",
+        ms=4,
+        lw=1.5,
+        capsize=2,
+    )
     c = bars.lines[0].get_color()
     ax.scatter(nfe.ravel(), acc.ravel(), color=c, s=8, alpha=0.4)
     ax.set_xlabel("forward NFE (mean over the epoch)")
@@ -138,5 +182,12 @@ def plot_training_accuracy_vs_nfe(results, label=None, color=None, ax=None):
     return ax
 
 
-__all__ = ["accuracy_vs_nfe", "plot_accuracy_vs_nfe", "plot_fig10", "plot_fig11",
-           "plot_image_series", "plot_nfe_vs_loss", "plot_training_accuracy_vs_nfe"]
+__all__ = [
+    "accuracy_vs_nfe",
+    "plot_accuracy_vs_nfe",
+    "plot_fig10",
+    "plot_fig11",
+    "plot_image_series",
+    "plot_nfe_vs_loss",
+    "plot_training_accuracy_vs_nfe",
+]

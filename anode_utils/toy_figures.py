@@ -4,11 +4,12 @@ read from the stored results files, and per-seed dot plots of the values a verdi
 Every function draws on a given matplotlib axis and returns it; none sets the figure size
 (the chapters draw at the size the book shows, about 8.5 inches wide at 80 dpi).
 """
+
 import numpy as np
 import torch
 
-from .toy_results import result_histories
 from .plots import label_colors, plot_history_band
+from .toy_results import result_histories
 
 #: Label and colour of each experiment of the stored toy results files.
 MODELS = {
@@ -35,7 +36,9 @@ def scatter_data(ax, x, y, title=None, jitter=0.3, seed=0, s=4):
         raise ValueError(f"x must have shape (n, 1) or (n, 2); got {x.shape}")
     c = label_colors(y)
     if x.shape[1] == 1:
-        spread = np.random.default_rng(seed).uniform(-jitter / 2, jitter / 2, len(x))
+        spread = np.random.default_rng(seed).uniform(
+            -jitter / 2, jitter / 2, len(x)
+        )
         ax.scatter(x[:, 0], spread, c=c, s=s)
         ax.set_xlabel("$x$")
         ax.set_ylabel("jitter (for visibility)")
@@ -50,7 +53,9 @@ def scatter_data(ax, x, y, title=None, jitter=0.3, seed=0, s=4):
     return ax
 
 
-def result_bands(ax, results, names, key="loss", log=None, title=None, ylabel=None):
+def result_bands(
+    ax, results, names, key="loss", log=None, title=None, ylabel=None
+):
     """Mean band over seeds of one series of several experiments of a results file.
 
     key : ``'loss'``, ``'nfe_forward'``, ... (per-iteration series, stored as block means);
@@ -60,8 +65,15 @@ def result_bands(ax, results, names, key="loss", log=None, title=None, ylabel=No
     for name in names:
         hs = result_histories(results, name)
         label, color = MODELS.get(name, (name, None))
-        plot_history_band(hs, key, label=f"{label} ({len(hs)} seeds)", color=color, ax=ax,
-                          every=results["record_every"], log=log)
+        plot_history_band(
+            hs,
+            key,
+            label=f"{label} ({len(hs)} seeds)",
+            color=color,
+            ax=ax,
+            every=results["record_every"],
+            log=log,
+        )
     if title:
         ax.set_title(title)
     if ylabel:
@@ -78,7 +90,13 @@ def seed_dots(ax, groups, log=False, ylabel=None, seed=0):
     labels = []
     for i, (label, values, color) in enumerate(groups):
         v = np.asarray(values, dtype=float)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=12, color=color, alpha=0.8)
+        ax.scatter(
+            i + rng.uniform(-0.15, 0.15, len(v)),
+            v,
+            s=12,
+            color=color,
+            alpha=0.8,
+        )
         ax.plot([i - 0.3, i + 0.3], [v.mean()] * 2, color="k", lw=1.5)
         labels.append(label)
     ax.set_xticks(range(len(labels)))
@@ -91,4 +109,10 @@ def seed_dots(ax, groups, log=False, ylabel=None, seed=0):
     return ax
 
 
-__all__ = ["MODELS", "model_label", "result_bands", "scatter_data", "seed_dots"]
+__all__ = [
+    "MODELS",
+    "model_label",
+    "result_bands",
+    "scatter_data",
+    "seed_dots",
+]

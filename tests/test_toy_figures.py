@@ -1,4 +1,5 @@
 """anode_utils.toy_figures: the chapters' toy figures draw what they say, with axis labels."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -44,8 +45,9 @@ def test_scatter_data_rejects_other_shapes():
 
 def test_seed_dots_one_column_per_group():
     fig, ax = plt.subplots()
-    toy_figures.seed_dots(ax, [("a", [1, 2, 3], "C0"), ("b", [4, 5], "C1")], log=True,
-                          ylabel="v")
+    toy_figures.seed_dots(
+        ax, [("a", [1, 2, 3], "C0"), ("b", [4, 5], "C1")], log=True, ylabel="v"
+    )
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "v"
     # group means drawn as bars
@@ -59,11 +61,20 @@ def test_model_labels():
 
 
 def test_result_bands_from_a_results_file(tmp_path):
-    spec = {"base": {"task": "spheres", "dim": 1, "epochs": 4, "num_inner": 20,
-                     "num_outer": 40},
-            "record_every": 2,
-            "experiments": [{"name": "node", "config": {"model": "node"}},
-                            {"name": "resnet", "config": {"model": "resnet"}}]}
+    spec = {
+        "base": {
+            "task": "spheres",
+            "dim": 1,
+            "epochs": 4,
+            "num_inner": 20,
+            "num_outer": 40,
+        },
+        "record_every": 2,
+        "experiments": [
+            {"name": "node", "config": {"model": "node"}},
+            {"name": "resnet", "config": {"model": "resnet"}},
+        ],
+    }
     res = run_config(spec, tmp_path / "r.json", seeds=[0, 1], processes=1)
     fig, ax = plt.subplots()
     toy_figures.result_bands(ax, res, ["node", "resnet"], title="t")

@@ -120,24 +120,7 @@ def plot_accuracy_vs_nfe(results, label=None, color=None, ax=None):
     k = min(len(n) for n, _ in points)
     nfe = np.array([n[:k] for n, _ in points], dtype=float)
     acc = np.array([a[:k] for _, a in points], dtype=float)
-    bars = ax.errorbar(
-        nfe.mean(0),
-        acc.mean(0),
-        xerr=nfe.std(0),
-        yerr=acc.std(0),
-        color=color,
-        label=label,
-        marker="o",
-        ms=4,
-        lw=1.5,
-        capsize=2,
-    )
-    c = bars.lines[0].get_color()
-    for n, a in points:
-        ax.scatter(n, a, color=c, s=8, alpha=0.4)
-    ax.set_xlabel("forward NFE (mean over the epoch)")
-    ax.set_ylabel("test accuracy")
-    return ax
+    return _epoch_curve(ax, nfe, acc, points, label, color, "test accuracy")
 
 
 def plot_fig11(runs, ax=None, colors=None):
@@ -163,6 +146,14 @@ def plot_training_accuracy_vs_nfe(results, label=None, color=None, ax=None):
     k = min(len(h.epoch_end) for h in hs)
     nfe = np.array([h.epoch_means("nfe_forward")[:k] for h in hs], dtype=float)
     acc = np.array([h.epoch_means("accuracy")[:k] for h in hs], dtype=float)
+    dots = list(zip(nfe, acc))
+    ylabel = "training accuracy (mean over the epoch)"
+    return _epoch_curve(ax, nfe, acc, dots, label, color, ylabel)
+
+
+def _epoch_curve(ax, nfe, acc, dots, label, color, ylabel):
+    """Fig. 11's drawing: the means over seeds epoch by epoch (+/- std bars), joined, and
+    each seed's epochs as dots. nfe, acc: (seeds, epochs) arrays; dots: (nfe, acc) pairs."""
     bars = ax.errorbar(
         nfe.mean(0),
         acc.mean(0),
@@ -176,9 +167,10 @@ def plot_training_accuracy_vs_nfe(results, label=None, color=None, ax=None):
         capsize=2,
     )
     c = bars.lines[0].get_color()
-    ax.scatter(nfe.ravel(), acc.ravel(), color=c, s=8, alpha=0.4)
+    for n, a in dots:
+        ax.scatter(n, a, color=c, s=8, alpha=0.4)
     ax.set_xlabel("forward NFE (mean over the epoch)")
-    ax.set_ylabel("training accuracy (mean over the epoch)")
+    ax.set_ylabel(ylabel)
     return ax
 
 

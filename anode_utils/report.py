@@ -1,15 +1,15 @@
-"""Printing a chapter's results so that nbval compares its claims, not its exact figures.
+"""Showing a chapter's results so that nbval compares its verdicts, not its exact figures.
 
 Stored outputs are re-derived in CI on other processors, BLAS builds and thread counts. An
 adaptive solver amplifies the last bit of a floating-point difference into a different step
-count, so an exact NFE mean or a 3-decimal loss can change while every claim still holds. The
-chapters therefore print two kinds of output:
+count, so an exact NFE mean or a 3-decimal loss can change while every verdict still holds.
+The chapters therefore show two kinds of output:
 
-- **claims** (:func:`claim`): ``statement: True``. The statement carries its margin
-  (``final MSE > 0.3 for every seed``) and nbval compares it;
-- **measured figures** (:func:`measured`, :func:`table`): shown to the reader, masked by the
-  rules in ``nbval_sanitize.cfg`` before nbval compares, so they may differ by a few units in
-  the last digit from machine to machine.
+- **verdicts and checks** (:func:`verdict`, decided by :mod:`anode_utils.verdicts`;
+  :func:`check` for exact facts): the statement carries its margin and nbval compares it;
+- **measured figures** (the ``[measured: ...]`` part of a line, :func:`figures`,
+  :func:`table`): shown to the reader, masked by the rules in ``nbval_sanitize.cfg`` before
+  nbval compares, so they may differ in the last digits from machine to machine.
 
 The sanitizer rules are :data:`SANITIZE_RULES`; ``tests/test_report.py`` checks that the
 file holds them and that they mask figures but not claims.
@@ -38,37 +38,6 @@ SANITIZE_RULES = (
         "<!-- measured figures -->",
     ),
 )
-
-
-def _text(figure):
-    text = str(figure)
-    if "\n" in text:
-        raise ValueError(
-            "a measured figure must fit on one line; call measured() once per line"
-        )
-    return text
-
-
-def claim(statement, holds, measured=None):
-    """Print ``statement: True`` (or False), and the figures behind it when given.
-
-    statement : the claim with its margin, e.g. ``"NODE final MSE > 0.3 for every seed"``
-    holds : the claim's truth value (anything ``bool`` accepts, a 0-d tensor included)
-    measured : optional one-line text of exact figures, printed after the verdict as
-        ``[measured: ...]`` and masked for nbval.
-    Returns None, so that a claim on a cell's last line adds no ``True`` output of its own.
-    """
-    verdict = bool(holds)
-    line = f"{statement}: {verdict}"
-    if measured is not None:
-        tail = f"{MEASURED}{_text(measured)}]"
-        # the rendered output column holds about WIDTH characters: a long tail goes on its own line
-        line += (
-            f"   {tail}"
-            if len(line) + 3 + len(tail) <= WIDTH
-            else f"\n    {tail}"
-        )
-    print(line)
 
 
 #: Left-border colours of the displayed lines, by kind.
@@ -178,16 +147,6 @@ def figures(label, text):
     show(Line("measured", label, text))
 
 
-def measured(label, figures):
-    """Print ``label [measured: figures]``: a line of exact figures that nbval does not compare."""
-    tail = f"{MEASURED}{_text(figures)}]"
-    print(
-        f"{label} {tail}"
-        if len(label) + 1 + len(tail) <= WIDTH
-        else f"{label}\n    {tail}"
-    )
-
-
 def markdown_table(header, rows, floatfmt=".3f"):
     """A Markdown table (str) whose first line marks it as measured figures.
 
@@ -234,10 +193,8 @@ __all__ = [
     "TABLE_MARK",
     "WIDTH",
     "check",
-    "claim",
     "figures",
     "markdown_table",
-    "measured",
     "show",
     "table",
     "verdict",

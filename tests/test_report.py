@@ -32,28 +32,31 @@ def test_sanitizer_file_holds_the_report_rules():
         )
 
 
-def test_claim_prints_verdict_and_masked_figures(capsys):
+def test_check_lines_show_figures_masked_and_the_outcome_compared():
+    a = report.Line("check", "loss below 0.1.", "0.0123 (range 0.01 to 0.02)")
+    b = report.Line("check", "loss below 0.1.", "0.0456 (range 0.04 to 0.05)")
+    failed = report.Line("check failed", "loss below 0.1.", "0.0123")
     assert (
-        report.claim("loss < 0.1", True, measured="0.0123") is None
-    )  # no extra cell output
-    report.claim("NFE grows", 0)
-    out = capsys.readouterr().out
-    assert out == "loss < 0.1: True   [measured: 0.0123]\nNFE grows: False\n"
+        repr(a)
+        == "Check: loss below 0.1.\n[measured: 0.0123 (range 0.01 to 0.02)]"
+    )
+    assert repr(a) != repr(b) and sanitize(repr(a)) == sanitize(repr(b))
+    assert sanitize(a._repr_html_()) == sanitize(b._repr_html_())
+    assert sanitize(repr(failed)) != sanitize(repr(a)), (
+        "a flipped check must still be seen by nbval"
+    )
+    assert repr(report.Line("measured", "seed 0:", "final MSE 0.013")) == (
+        "seed 0:\n[measured: final MSE 0.013]"
+    )
 
 
-def test_measured_figures_are_masked_but_verdicts_are_not(capsys):
-    report.claim("loss < 0.1", True, measured="0.0123 [range 0.01, 0.02]")
-    report.measured("seed 0:", "final MSE 0.013")
-    a = capsys.readouterr().out
-    report.claim("loss < 0.1", True, measured="0.0456 [range 0.04, 0.05]")
-    report.measured("seed 0:", "final MSE 0.021")
-    b = capsys.readouterr().out
-    assert a != b and sanitize(a) == sanitize(b)
-    report.claim("loss < 0.1", False, measured="0.0123 [range 0.01, 0.02]")
-    report.measured("seed 0:", "final MSE 0.013")
-    c = capsys.readouterr().out
-    assert sanitize(c) != sanitize(a), (
-        "a flipped verdict must still be seen by nbval"
+def test_long_lines_wrap_to_the_column_and_their_figures_stay_masked():
+    line = report.Line("check", "a" * 70 + " " + "b" * 30 + ".", "x " * 60)
+    text = repr(line)
+    assert max(len(row) for row in text.splitlines()) <= report.WIDTH
+    assert (
+        sanitize(text)
+        == "Check: " + "a" * 70 + "\n" + "b" * 30 + ".\n[measured]"
     )
 
 
@@ -68,18 +71,6 @@ def test_tables_are_masked_whole():
     assert sanitize(t1) == sanitize(t2)
 
 
-def test_measured_figure_must_be_one_line():
-    with pytest.raises(ValueError, match="one line"):
-        report.claim("x", True, measured="a\nb")
+def test_table_rows_must_match_the_header():
     with pytest.raises(ValueError, match="cells"):
         report.markdown_table(["a", "b"], [[1]])
-
-
-def test_long_claims_put_the_figures_on_their_own_line(capsys):
-    report.claim("a" * 70, True, measured="x" * 30)
-    first, second = capsys.readouterr().out.splitlines()
-    assert (
-        first == "a" * 70 + ": True"
-        and second == "    [measured: " + "x" * 30 + "]"
-    )
-    assert sanitize(second) == "    [measured]"
